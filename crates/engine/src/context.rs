@@ -1,0 +1,173 @@
+//! The evaluation context: who is asking (the user key) and what is known about them
+//! (country, device, language, time zone, traits, any custom attribute).
+
+use crate::zone::Zone;
+
+/// One attribute value. Strings cover what a request carries; numbers, booleans and
+/// string lists come from OFREP bodies and trait profiles.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// A string.
+    Str(String),
+    /// A number.
+    Num(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A list of strings: a clause matches when any element matches.
+    List(Vec<String>),
+}
+
+impl AttrValue {
+    /// Converts a JSON value; objects and `null` have no attribute form, and lists keep
+    /// only their strings, numbers and booleans (as text).
+    pub fn from_json(v: &serde_json::Value) -> Option<AttrValue> {
+        use serde_json::Value as J;
+        match v {
+            J::String(s) => Some(AttrValue::Str(s.clone())),
+            J::Number(n) => n.as_f64().map(AttrValue::Num),
+            J::Bool(b) => Some(AttrValue::Bool(*b)),
+            J::Array(items) => Some(AttrValue::List(
+                items
+                    .iter()
+                    .filter_map(|i| match i {
+                        J::String(s) => Some(s.clone()),
+                        J::Number(n) => Some(n.to_string()),
+                        J::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            J::Null | J::Object(_) => None,
+        }
+    }
+
+    /// The value as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            AttrValue::Str(s) => s.clone().into(),
+            AttrValue::Num(n) => serde_json::Number::from_f64(*n)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            AttrValue::Bool(b) => (*b).into(),
+            AttrValue::List(l) => l.clone().into(),
+        }
+    }
+}
+
+impl From<&str> for AttrValue {
+    fn from(s: &str) -> Self {
+        AttrValue::Str(s.to_string())
+    }
+}
+impl From<String> for AttrValue {
+    fn from(s: String) -> Self {
+        AttrValue::Str(s)
+    }
+}
+impl From<f64> for AttrValue {
+    fn from(n: f64) -> Self {
+        AttrValue::Num(n)
+    }
+}
+impl From<bool> for AttrValue {
+    fn from(b: bool) -> Self {
+        AttrValue::Bool(b)
+    }
+}
+
+/// The attributes of one evaluation. The user key is the attribute `key`; the time zone
+/// is the attribute `timezone`, parsed once when it is set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context {
+    attrs: Vec<(String, AttrValue)>,
+    zone: Option<Zone>,
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Context {
+        Context::default()
+    }
+
+    /// A context with the user key set.
+    pub fn with_key(key: &str) -> Context {
+        let mut c = Context::new();
+        c.set("key", key);
+        c
+    }
+
+    /// Sets (or replaces) an attribute, builder style.
+    pub fn with(mut self, name: &str, value: impl Into<AttrValue>) -> Context {
+        self.set(name, value);
+        self
+    }
+
+    /// Sets (or replaces) an attribute. Setting `timezone` also parses the zone; an
+    /// unknown zone leaves the context without one.
+    pub fn set(&mut self, name: &str, value: impl Into<AttrValue>) {
+        let value = value.into();
+        if name == "timezone" {
+            self.zone = match &value {
+                AttrValue::Str(s) => Zone::parse(s),
+                _ => None,
+            };
+        }
+        match self.attrs.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.attrs.push((name.to_string(), value)),
+        }
+    }
+
+    /// Removes an attribute.
+    pub fn remove(&mut self, name: &str) {
+        self.attrs.retain(|(n, _)| n != name);
+        if name == "timezone" {
+            self.zone = None;
+        }
+    }
+
+    /// Sets the time zone directly (and the `timezone` attribute to its name).
+    pub fn set_zone(&mut self, zone: Zone) {
+        self.set("timezone", zone.name());
+        self.zone = Some(zone);
+    }
+
+    /// An attribute's value.
+    pub fn get(&self, name: &str) -> Option<&AttrValue> {
+        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The user key, when it is a string.
+    pub fn key(&self) -> Option<&str> {
+        match self.get("key") {
+            Some(AttrValue::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The user's time zone, when known.
+    pub fn zone(&self) -> Option<&Zone> {
+        self.zone.as_ref()
+    }
+
+    /// Every attribute, in the order set.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &AttrValue)> {
+        self.attrs.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
+    /// Builds a context from a JSON object (`targetingKey` or `key` is the user key).
+    pub fn from_json(obj: &serde_json::Map<String, serde_json::Value>) -> Context {
+        let mut c = Context::new();
+        for (k, v) in obj {
+            let name = if k == "targetingKey" {
+                "key"
+            } else {
+                k.as_str()
+            };
+            if let Some(a) = AttrValue::from_json(v) {
+                c.set(name, a);
+            }
+        }
+        c
+    }
+}

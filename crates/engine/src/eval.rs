@@ -1,0 +1,372 @@
+//! Evaluation: total and allocation-free. A flag is decided in this order: off (or outside
+//! its schedule) serves the off variant; a failed prerequisite serves the off variant;
+//! individual targets; rules in order, first match wins; the default variant or split.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::bucket::{bucket_of, integer_text};
+use crate::context::{AttrValue, Context};
+use crate::model::{Clause, FlagType, Op, Serve, Snapshot};
+
+/// Why an evaluation returned what it did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reason<'s> {
+    /// The flag is off, or outside its schedule (`scheduled`); the off variant is served.
+    Off {
+        /// True when the flag is on but its schedule is not active now.
+        scheduled: bool,
+    },
+    /// The user key is in the flag's individual targets.
+    Target,
+    /// A rule matched; `index` is its position and `id` its id.
+    RuleMatch {
+        /// Position of the rule in the flag's list.
+        index: usize,
+        /// The rule's id.
+        id: &'s str,
+    },
+    /// No rule matched and the default is a split: the user's bucket chose the variant.
+    Split,
+    /// No rule matched and the default variant is served.
+    Default,
+    /// A prerequisite flag did not serve a required variant; the off variant is served.
+    PrerequisiteFailed {
+        /// The prerequisite flag's key.
+        flag: &'s str,
+    },
+    /// The flag could not be evaluated.
+    Error(ErrorCode),
+}
+
+impl Reason<'_> {
+    /// The reason's kind, as written in explain output and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Off { .. } => "OFF",
+            Reason::Target => "TARGET",
+            Reason::RuleMatch { .. } => "RULE_MATCH",
+            Reason::Split => "SPLIT",
+            Reason::Default => "DEFAULT",
+            Reason::PrerequisiteFailed { .. } => "PREREQUISITE_FAILED",
+            Reason::Error(_) => "ERROR",
+        }
+    }
+
+    /// The OpenFeature reason this maps onto (OFREP's `reason` field).
+    pub fn openfeature(&self) -> &'static str {
+        match self {
+            Reason::Off { .. } => "DISABLED",
+            Reason::Target | Reason::RuleMatch { .. } => "TARGETING_MATCH",
+            Reason::Split => "SPLIT",
+            Reason::Default | Reason::PrerequisiteFailed { .. } => "DEFAULT",
+            Reason::Error(_) => "ERROR",
+        }
+    }
+}
+
+/// Why an evaluation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// No flag has that key.
+    FlagNotFound,
+    /// The flag set could not be read (used by callers whose config failed to load).
+    ParseError,
+    /// The flag's type is not the one asked for.
+    TypeMismatch,
+    /// Anything else.
+    General,
+}
+
+impl ErrorCode {
+    /// The OpenFeature error code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+            ErrorCode::ParseError => "PARSE_ERROR",
+            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
+            ErrorCode::General => "GENERAL",
+        }
+    }
+}
+
+/// The result of evaluating one flag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation<'s> {
+    /// The flag key as asked.
+    pub key: &'s str,
+    /// The value served; `None` only on errors.
+    pub value: Option<&'s Value>,
+    /// The variant served; `None` only on errors.
+    pub variant: Option<&'s str>,
+    /// Why.
+    pub reason: Reason<'s>,
+    /// The user's bucket (0..100000) when a split decided the variant.
+    pub bucket: Option<u32>,
+}
+
+impl<'s> Evaluation<'s> {
+    /// An error result.
+    pub fn error(key: &'s str, code: ErrorCode) -> Evaluation<'s> {
+        Evaluation {
+            key,
+            value: None,
+            variant: None,
+            reason: Reason::Error(code),
+            bucket: None,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Evaluates one flag for `ctx` at `now`.
+    pub fn evaluate<'s>(
+        &'s self,
+        key: &'s str,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Evaluation<'s> {
+        match self.index.get(key) {
+            Some(&i) => self.evaluate_index(i, ctx, now),
+            None => Evaluation::error(key, ErrorCode::FlagNotFound),
+        }
+    }
+
+    /// Evaluates one flag and checks its type: a flag of another type is a
+    /// `TYPE_MISMATCH` error.
+    pub fn evaluate_typed<'s>(
+        &'s self,
+        key: &'s str,
+        kind: FlagType,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Evaluation<'s> {
+        match self.flag(key) {
+            Some(f) if f.kind != kind => Evaluation::error(f.key.as_str(), ErrorCode::TypeMismatch),
+            _ => self.evaluate(key, ctx, now),
+        }
+    }
+
+    /// Evaluates every flag, in key order.
+    pub fn evaluate_all<'s>(
+        &'s self,
+        ctx: &'s Context,
+        now: DateTime<Utc>,
+    ) -> impl Iterator<Item = Evaluation<'s>> + 's {
+        (0..self.flags.len()).map(move |i| self.evaluate_index(i, ctx, now))
+    }
+
+    /// The served variant (index) of flag `i`, for prerequisites and routes.
+    pub(crate) fn variant_index(
+        &self,
+        i: usize,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Option<usize> {
+        let f = self.flags.get(i)?;
+        let e = self.evaluate_index(i, ctx, now);
+        let name = e.variant?;
+        f.variants.iter().position(|v| v.name == name)
+    }
+
+    pub(crate) fn evaluate_index<'s>(
+        &'s self,
+        i: usize,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Evaluation<'s> {
+        let Some(f) = self.flags.get(i) else {
+            return Evaluation::error("", ErrorCode::General);
+        };
+        let serve =
+            |variant: usize, reason: Reason<'s>, bucket: Option<u32>| match f.variants.get(variant)
+            {
+                Some(v) => Evaluation {
+                    key: &f.key,
+                    value: Some(&v.value),
+                    variant: Some(&v.name),
+                    reason,
+                    bucket,
+                },
+                None => Evaluation::error(&f.key, ErrorCode::General),
+            };
+        if !f.on {
+            return serve(f.off_variant, Reason::Off { scheduled: false }, None);
+        }
+        if let Some(s) = &f.schedule
+            && !s.active(now, ctx.zone())
+        {
+            return serve(f.off_variant, Reason::Off { scheduled: true }, None);
+        }
+        for p in &f.prerequisites {
+            let ok = self
+                .variant_index(p.flag, ctx, now)
+                .is_some_and(|v| p.variants.contains(&v));
+            if !ok {
+                let flag = self.flags.get(p.flag).map(|x| x.key.as_str()).unwrap_or("");
+                return serve(f.off_variant, Reason::PrerequisiteFailed { flag }, None);
+            }
+        }
+        if let Some(key) = ctx.key()
+            && let Some(&v) = f.targets.get(key)
+        {
+            return serve(v, Reason::Target, None);
+        }
+        for (index, rule) in f.rules.iter().enumerate() {
+            if rule
+                .schedule
+                .as_ref()
+                .is_some_and(|s| !s.active(now, ctx.zone()))
+            {
+                continue;
+            }
+            if !rule
+                .clauses
+                .iter()
+                .all(|c| self.clause_matches(c, ctx, now))
+            {
+                continue;
+            }
+            let reason = Reason::RuleMatch {
+                index,
+                id: &rule.id,
+            };
+            match &rule.serve {
+                Serve::Variant(v) => return serve(*v, reason, None),
+                // A split whose bucketing attribute is missing cannot place the user: the
+                // rule does not match and evaluation goes on.
+                Serve::Split(s) => {
+                    if let Some((v, b)) = split_pick(s, ctx) {
+                        return serve(v, reason, Some(b));
+                    }
+                }
+            }
+        }
+        match &f.fallthrough {
+            Serve::Variant(v) => serve(*v, Reason::Default, None),
+            Serve::Split(s) => match split_pick(s, ctx) {
+                Some((v, b)) => serve(v, Reason::Split, Some(b)),
+                None => serve(f.off_variant, Reason::Default, None),
+            },
+        }
+    }
+
+    pub(crate) fn clause_matches(&self, c: &Clause, ctx: &Context, now: DateTime<Utc>) -> bool {
+        let m = match &c.op {
+            Op::LocalTime(w) => w.contains(now, ctx.zone()),
+            Op::Segment(segs) => segs.iter().any(|&s| self.in_segment(s, ctx, now)),
+            Op::Exists => c.attribute == "now" || ctx.get(&c.attribute).is_some(),
+            op => {
+                if c.attribute == "now" {
+                    instant_matches(op, now.timestamp_millis())
+                } else {
+                    match ctx.get(&c.attribute) {
+                        None => false,
+                        Some(AttrValue::List(items)) => items.iter().any(|s| str_matches(op, s)),
+                        Some(AttrValue::Str(s)) => str_matches(op, s),
+                        Some(AttrValue::Num(n)) => num_matches(op, *n),
+                        Some(AttrValue::Bool(b)) => match op {
+                            Op::In { bools, .. } => bools.contains(b),
+                            _ => false,
+                        },
+                    }
+                }
+            }
+        };
+        m != c.negate
+    }
+
+    fn in_segment(&self, s: usize, ctx: &Context, now: DateTime<Utc>) -> bool {
+        let Some(seg) = self.segments.get(s) else {
+            return false;
+        };
+        if let Some(key) = ctx.key() {
+            if seg.excluded.contains(key) {
+                return false;
+            }
+            if seg.included.contains(key) {
+                return true;
+            }
+        }
+        seg.rules
+            .iter()
+            .any(|clauses| clauses.iter().all(|c| self.clause_matches(c, ctx, now)))
+    }
+}
+
+/// Places the user in a split, or `None` when the bucketing attribute is missing or is
+/// not a string or an integer.
+fn split_pick(s: &crate::model::Split, ctx: &Context) -> Option<(usize, u32)> {
+    let mut buf = [0u8; 20];
+    let text = match ctx.get(&s.by)? {
+        AttrValue::Str(v) => v.as_str(),
+        AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            integer_text(*n as i64, &mut buf)
+        }
+        _ => return None,
+    };
+    let b = bucket_of(&s.salt, text);
+    s.pick(b).map(|v| (v, b))
+}
+
+fn str_matches(op: &Op, s: &str) -> bool {
+    match op {
+        Op::In { strs, nums, .. } => {
+            strs.contains(s)
+                || (!nums.is_empty() && s.parse::<f64>().is_ok_and(|n| nums.contains(&n)))
+        }
+        Op::StartsWith(v) => v.iter().any(|p| s.starts_with(p.as_str())),
+        Op::EndsWith(v) => v.iter().any(|p| s.ends_with(p.as_str())),
+        Op::Contains(v) => v.iter().any(|p| s.contains(p.as_str())),
+        Op::Matches(v) => v.iter().any(|r| r.is_match(s)),
+        Op::Number(..) => s.trim().parse::<f64>().is_ok_and(|n| num_matches(op, n)),
+        Op::Semver(cmp, v) => {
+            parse_semver(s).is_some_and(|x| v.iter().any(|y| cmp.holds(x.cmp_precedence(y))))
+        }
+        Op::Before(_) | Op::After(_) => parse_instant(s).is_some_and(|ms| instant_matches(op, ms)),
+        Op::LocalTime(_) | Op::Segment(_) | Op::Exists => false,
+    }
+}
+
+fn num_matches(op: &Op, n: f64) -> bool {
+    match op {
+        Op::In { nums, .. } => nums.contains(&n),
+        Op::Number(cmp, v) => v
+            .iter()
+            .any(|x| n.partial_cmp(x).is_some_and(|o| cmp.holds(o))),
+        Op::Before(_) | Op::After(_) if n.is_finite() => instant_matches(op, n as i64),
+        _ => false,
+    }
+}
+
+fn instant_matches(op: &Op, ms: i64) -> bool {
+    match op {
+        Op::Before(v) => v.iter().any(|t| ms < *t),
+        Op::After(v) => v.iter().any(|t| ms > *t),
+        _ => false,
+    }
+}
+
+/// Parses a semantic version, accepting a missing minor or patch (`2`, `2.1`).
+pub(crate) fn parse_semver(s: &str) -> Option<semver::Version> {
+    let s = s.trim().strip_prefix('v').unwrap_or(s.trim());
+    if let Ok(v) = semver::Version::parse(s) {
+        return Some(v);
+    }
+    let core_end = s.find(['-', '+']).unwrap_or(s.len());
+    let (core, rest) = s.split_at(core_end);
+    let dots = core.matches('.').count();
+    let padded = match dots {
+        0 => format!("{core}.0.0{rest}"),
+        1 => format!("{core}.0{rest}"),
+        _ => return None,
+    };
+    semver::Version::parse(&padded).ok()
+}
+
+/// Parses an RFC 3339 instant to milliseconds since the epoch.
+pub(crate) fn parse_instant(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|d| d.timestamp_millis())
+}

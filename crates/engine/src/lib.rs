@@ -1,0 +1,32 @@
+//! The edgeflags flag engine.
+//!
+//! Pure Rust, no I/O, no clock, no randomness: a flag file (JSON) is compiled once into a
+//! validated [`Snapshot`]; [`Snapshot::evaluate`] then decides one flag, and
+//! [`Snapshot::evaluate_all`] every flag, for a [`Context`] at an instant `now` that the
+//! caller supplies. Evaluation is total: it never panics and never returns `Err`; an error
+//! is a [`Reason::Error`] with an [`ErrorCode`].
+//!
+//! Bucketing (percentage rollouts and experiments) is SipHash-2-4 with a fixed, published
+//! key: see [`bucket`] and `docs/bucketing.md`.
+#![deny(missing_docs)]
+
+pub mod attributes;
+pub mod bucket;
+pub mod compile;
+pub mod context;
+pub mod eval;
+pub mod model;
+pub mod pack;
+pub mod route;
+pub mod zone;
+
+pub use bucket::{BUCKETS, bucket_of};
+pub use compile::{CompileError, ValidationError, compile, compile_str};
+pub use context::{AttrValue, Context};
+pub use eval::{ErrorCode, Evaluation, Reason};
+pub use model::{FlagType, Snapshot};
+pub use route::Route;
+pub use zone::Zone;
+
+/// The largest compact JSON text one flag may have: one Fastly config-store value.
+pub const MAX_FLAG_CHARS: usize = 8000;

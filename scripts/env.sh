@@ -1,0 +1,14 @@
+# Shared set-up for the scripts (sourced, not run). Every script builds into one cache
+# outside the clone, so wasmtime (inside viceroy-lib) is compiled once per machine and
+# shared by the tests, the local server and every clone.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${EDGEFLAGS_CACHE:-$HOME/.cache/edgeflags}/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
+
+# The pinned toolchain (rust-toolchain.toml) needs the wasm target; rustup does not add
+# it by itself here.
+ensure_wasm_target() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    echo "edgeflags: adding the wasm32-wasip1 target" >&2
+    rustup target add wasm32-wasip1
+  fi
+}

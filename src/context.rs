@@ -1,0 +1,153 @@
+//! The request as the engine sees it: the user key (cookie, header, else a new anonymous
+//! id), where the client is, what device it uses, its language and the current instant.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use edgeflags_engine::{Context, Zone, attributes};
+use fastly::Request;
+
+use crate::config::Loaded;
+use crate::geo;
+
+/// The cookie that keeps a user's id, so assignments stick.
+pub const ID_COOKIE: &str = "ef_uid";
+/// A header that may carry the user key (server-to-server callers).
+pub const USER_HEADER: &str = "edgeflags-user";
+/// The longest user key accepted.
+const MAX_KEY: usize = 128;
+
+/// The engine's view of one request.
+pub struct RequestContext {
+    pub ctx: Context,
+    pub now: DateTime<Utc>,
+    /// A freshly minted id, to be set as a cookie on the response.
+    pub new_id: Option<String>,
+}
+
+/// Builds the context of a client request.
+pub fn from_request(req: &Request, _loaded: &Loaded) -> RequestContext {
+    let (key, new_id) = match user_key(req) {
+        Some(k) => (k, None),
+        None => {
+            let id = new_anonymous_id();
+            (id.clone(), Some(id))
+        }
+    };
+    let mut ctx = Context::with_key(&key);
+    if let Some(place) = req.get_client_ip_addr().and_then(geo::lookup) {
+        set_place(&mut ctx, &place);
+    }
+    let ua = req.get_header_str("user-agent").unwrap_or("");
+    let ua = if ua.len() > 1024 { "" } else { ua };
+    ctx.set("device", device_class(ua));
+    if let Some(lang) = req
+        .get_header_str("accept-language")
+        .filter(|h| h.len() <= 512)
+        .and_then(attributes::language_from_accept_language)
+    {
+        ctx.set("language", lang);
+    }
+    RequestContext {
+        ctx,
+        now: now(),
+        new_id,
+    }
+}
+
+/// Sets the geo attributes and the time zone: the IANA zone of the country and region
+/// when unambiguous (so daylight saving time is right), else the fixed offset.
+pub fn set_place(ctx: &mut Context, place: &geo::Place) {
+    let fields = [
+        ("country", &place.country),
+        ("region", &place.region),
+        ("city", &place.city),
+        ("continent", &place.continent),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = value {
+            ctx.set(name, v.as_str());
+        }
+    }
+    let zone = place
+        .country
+        .as_deref()
+        .and_then(|c| attributes::zone_for(c, place.region.as_deref()))
+        .map(Zone::Named)
+        .or_else(|| place.utc_offset.and_then(Zone::from_hhmm));
+    if let Some(z) = zone {
+        ctx.set_zone(z);
+    }
+}
+
+fn device_class(ua: &str) -> &'static str {
+    if let Some(d) = fastly::device_detection::lookup(ua) {
+        let yes = |b: Option<bool>| b.unwrap_or(false);
+        if yes(d.is_bot()) {
+            return "bot";
+        }
+        if yes(d.is_smarttv()) || yes(d.is_tvplayer()) {
+            return "tv";
+        }
+        if yes(d.is_tablet()) {
+            return "tablet";
+        }
+        if yes(d.is_mobile()) {
+            return "mobile";
+        }
+        if yes(d.is_desktop()) {
+            return "desktop";
+        }
+    }
+    attributes::device_class_from_user_agent(ua)
+}
+
+/// A user key from the id cookie or the user header, if well formed.
+fn user_key(req: &Request) -> Option<String> {
+    let from_cookie = req
+        .get_header_all_str("cookie")
+        .into_iter()
+        .take(16)
+        .flat_map(|h| h.split(';').take(64))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == ID_COOKIE)
+        .map(|(_, v)| v.trim());
+    from_cookie
+        .filter(|k| valid_key(k))
+        .or_else(|| {
+            req.get_header_str(USER_HEADER)
+                .map(str::trim)
+                .filter(|k| valid_key(k))
+        })
+        .map(str::to_string)
+}
+
+/// A user key is 1 to 128 characters of letters, digits, `-`, `_`, `.`, `:` and `@`.
+pub fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= MAX_KEY
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
+}
+
+/// 128 random bits as 32 hex digits (from WASI's random source).
+fn new_anonymous_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without randomness, fall back to the clock: unique enough, and never a panic.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    edgeflags_engine::pack::hex(&bytes)
+}
+
+fn now() -> DateTime<Utc> {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

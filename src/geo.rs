@@ -1,0 +1,57 @@
+//! Geolocation through the raw hostcall: the fastly crate's `Geo::utc_offset` drops every
+//! negative (western) offset, so the JSON is read here and the offset parsed directly.
+
+use std::net::IpAddr;
+
+/// What the edge knows of where a client is.
+#[derive(Debug, Default, Clone)]
+pub struct Place {
+    pub country: Option<String>,
+    pub region: Option<String>,
+    pub city: Option<String>,
+    pub continent: Option<String>,
+    /// ±HHMM, as Fastly reports it.
+    pub utc_offset: Option<i32>,
+}
+
+/// Looks up an address; `None` when the platform knows nothing of it.
+pub fn lookup(ip: IpAddr) -> Option<Place> {
+    let octets: Vec<u8> = match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut buf = vec![0u8; 4096];
+    let mut written = 0usize;
+    // SAFETY: the pointers and lengths describe live buffers owned by this function, and
+    // the host writes at most `buf.len()` bytes and reports how many in `written`.
+    let status = unsafe {
+        fastly_sys::fastly_geo::lookup(
+            octets.as_ptr(),
+            octets.len(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut written,
+        )
+    };
+    if !status.is_ok() || written == 0 || written > buf.len() {
+        return None;
+    }
+    buf.truncate(written);
+    let v: serde_json::Value = serde_json::from_slice(&buf).ok()?;
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty() && s.len() <= 64 && *s != "?")
+            .map(str::to_string)
+    };
+    Some(Place {
+        country: text("country_code").map(|c| c.to_ascii_uppercase()),
+        region: text("region").map(|c| c.to_ascii_uppercase()),
+        city: text("city"),
+        continent: text("continent").map(|c| c.to_ascii_uppercase()),
+        utc_offset: v
+            .get("utc_offset")
+            .and_then(|o| o.as_i64())
+            .and_then(|o| i32::try_from(o).ok()),
+    })
+}

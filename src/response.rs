@@ -1,0 +1,47 @@
+//! Responses the edge makes itself: health, error pages, and operator log lines. The one
+//! place where an edge problem becomes an HTTP status.
+
+use std::io::Write;
+
+use fastly::Response;
+use fastly::http::StatusCode;
+
+use crate::OPS_LOG;
+use crate::config::Loaded;
+
+/// A plain error page: the status and a sentence for people, never internals.
+pub fn status_page(status: StatusCode, message: &str) -> Response {
+    Response::from_status(status)
+        .with_header("content-type", "text/plain; charset=utf-8")
+        .with_header("cache-control", "no-store")
+        .with_body(format!(
+            "{} {}\n{message}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ))
+}
+
+/// `/.edgeflags/health`: the snapshot in use, where it came from and any problems.
+pub fn health(loaded: &Loaded) -> Response {
+    let body = serde_json::json!({
+        "status": if loaded.problems.is_empty() { "ok" } else { "degraded" },
+        "version": loaded.version,
+        "source": loaded.source.name(),
+        "slot": loaded.slot,
+        "flags": loaded.snapshot.as_ref().map(|s| s.len()).unwrap_or(0),
+        "lookups": loaded.lookups,
+        "problems": loaded.problems,
+    });
+    Response::from_status(StatusCode::OK)
+        .with_header("content-type", "application/json")
+        .with_header("cache-control", "no-store")
+        .with_body(body.to_string())
+}
+
+/// Writes one JSON line to the operator log endpoint (one `write` per line).
+pub fn log_ops(area: &str, message: &str) {
+    let line = serde_json::json!({ "kind": "ops", "area": area, "message": message }).to_string();
+    if let Ok(mut ep) = fastly::log::Endpoint::try_from_name(OPS_LOG) {
+        let _ = ep.write_all(line.as_bytes());
+    }
+}

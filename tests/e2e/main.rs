@@ -1,0 +1,3 @@
+//! End-to-end tests: the real edge wasm in Viceroy. One module per area.
+
+mod foundation;

@@ -1,0 +1,459 @@
+//! The end-to-end harness: runs the real edge wasm in Viceroy, in-process.
+//!
+//! A test describes an app (flags, store contents, secrets, origin behaviours), gets a
+//! shared [`App`] for it (one Viceroy context per distinct configuration, built once per
+//! test run), then sends requests from chosen client addresses, so geolocation is real,
+//! and asserts on the response, on what the origin received, and on the log lines.
+//!
+//! The wasm is built once per run (`cargo build -p edgeflags-edge --release --target
+//! wasm32-wasip1`), unless `EDGEFLAGS_WASM` names one already built.
+
+pub mod origin;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use hyper::{Body, Request};
+use viceroy_lib::config::{
+    Backend, BackendHealth, Dictionary, FastlyConfig, SecretStore, SecretStores,
+    UnknownImportBehavior,
+};
+use viceroy_lib::{ExecuteCtx, ProfilingConfig, WasmFeatures};
+
+pub use origin::{Behaviour, Origin, Seen};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The demo flag file, parsed.
+pub fn demo_flags() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("config-store/flags.json")).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+/// The tokio runtime every app and origin lives on (shared across tests).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the test runtime: {e}"))
+    })
+}
+
+/// The edge wasm, built once per test run.
+pub fn wasm() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| match build_wasm() {
+        Ok(p) => p,
+        Err(e) => panic!("cannot build the edge wasm: {e:#}"),
+    })
+}
+
+fn build_wasm() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("EDGEFLAGS_WASM") {
+        return Ok(PathBuf::from(p));
+    }
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "build",
+            "-p",
+            "edgeflags-edge",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build of the edge app failed ({status})");
+    }
+    Ok(target_dir.join("wasm32-wasip1/release/edgeflags-edge.wasm"))
+}
+
+/// What the config store holds.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// This flag file, packed as `edgeflags pack` packs it (optionally signed).
+    Flags(serde_json::Value, Option<Vec<u8>>),
+    /// Exactly these entries.
+    Entries(BTreeMap<String, String>),
+    /// A JSON file, re-read by Viceroy on every open (for live edits).
+    File(PathBuf),
+    /// No config store at all.
+    Missing,
+}
+
+/// Packs a flag file into store entries, as the CLI does.
+pub fn packed(flags: &serde_json::Value, key: Option<&[u8]>) -> BTreeMap<String, String> {
+    let snapshot = edgeflags_engine::compile(flags)
+        .unwrap_or_else(|e| panic!("test flags do not compile: {e}"));
+    let mut store = BTreeMap::new();
+    match edgeflags_engine::pack::pack(&flags.to_string(), snapshot.fingerprint(), &store, key) {
+        Ok(p) => p.apply(&mut store),
+        Err(e) => panic!("cannot pack test flags: {e}"),
+    }
+    store
+}
+
+/// The description of an app under test.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// What the config store holds.
+    pub store: Store,
+    /// Origin behaviour per backend name (backends not named echo).
+    pub origins: BTreeMap<String, Behaviour>,
+    /// Secret-store entries (`edgeflags_secrets`).
+    pub secrets: BTreeMap<String, String>,
+    /// First-byte timeout for every backend.
+    pub first_byte_timeout: Duration,
+}
+
+impl Default for AppSpec {
+    fn default() -> Self {
+        let secrets = std::fs::read_to_string(root().join("config-store/secrets.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        AppSpec {
+            store: Store::Flags(demo_flags(), None),
+            origins: BTreeMap::new(),
+            secrets,
+            first_byte_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl AppSpec {
+    /// The demo app: the demo flag file packed into the store, echoing origins.
+    pub fn demo() -> AppSpec {
+        AppSpec::default()
+    }
+    /// Sets the store.
+    pub fn store(mut self, store: Store) -> AppSpec {
+        self.store = store;
+        self
+    }
+    /// Sets one backend's behaviour.
+    pub fn origin(mut self, backend: &str, b: Behaviour) -> AppSpec {
+        self.origins.insert(backend.into(), b);
+        self
+    }
+    /// Sets a secret.
+    pub fn secret(mut self, name: &str, value: &str) -> AppSpec {
+        self.secrets.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// A running app: a Viceroy context, its origins and its captured logs.
+pub struct App {
+    ctx: Arc<ExecuteCtx>,
+    logs: Arc<Mutex<Vec<u8>>>,
+    /// The origins, by backend name.
+    pub origins: HashMap<String, Origin>,
+}
+
+/// Returns the app for `name`, building it from `spec` the first time.
+pub fn app(name: &str, spec: impl FnOnce() -> AppSpec) -> Arc<App> {
+    static APPS: OnceLock<Mutex<HashMap<String, Arc<App>>>> = OnceLock::new();
+    let apps = APPS.get_or_init(Default::default);
+    let mut guard = apps.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(a) = guard.get(name) {
+        return a.clone();
+    }
+    let built = match App::start(spec()) {
+        Ok(a) => Arc::new(a),
+        Err(e) => panic!("cannot start app `{name}`: {e:#}"),
+    };
+    guard.insert(name.to_string(), built.clone());
+    built
+}
+
+fn base_config() -> Result<FastlyConfig> {
+    // Relative data paths in fastly.toml are relative to the project root. The config
+    // store is left out: the harness supplies it.
+    let text =
+        std::fs::read_to_string(root().join("fastly.toml")).context("reading fastly.toml")?;
+    let mut doc: toml::Table = toml::from_str(&text).context("parsing fastly.toml")?;
+    if let Some(toml::Value::Table(ls)) = doc.get_mut("local_server") {
+        ls.remove("config_stores");
+        for key in ["geolocation", "device_detection", "secret_stores"] {
+            if let Some(toml::Value::Table(t)) = ls.get_mut(key) {
+                absolutize(t);
+            }
+        }
+        if let Some(toml::Value::Table(stores)) = ls.get_mut("secret_stores") {
+            for (_, s) in stores.iter_mut() {
+                if let toml::Value::Table(t) = s {
+                    absolutize(t);
+                }
+            }
+        }
+    }
+    let text = toml::to_string(&doc).context("re-writing fastly.toml")?;
+    text.parse::<FastlyConfig>()
+        .context("loading fastly.toml into Viceroy")
+}
+
+fn absolutize(t: &mut toml::Table) {
+    if let Some(toml::Value::String(f)) = t.get_mut("file") {
+        *f = root().join(&*f).to_string_lossy().into_owned();
+    }
+}
+
+impl App {
+    fn start(spec: AppSpec) -> Result<App> {
+        let cfg = base_config()?;
+        let rt = runtime();
+        let mut backends = cfg.backends().clone();
+        let mut origins = HashMap::new();
+        let names: Vec<String> = backends.keys().cloned().collect();
+        for name in names {
+            let behaviour = spec.origins.get(&name).cloned().unwrap_or(Behaviour::Echo);
+            let origin = rt.block_on(Origin::start(&name, behaviour))?;
+            backends.insert(
+                name.clone(),
+                Arc::new(Backend {
+                    uri: format!("http://{}/", origin.addr).parse()?,
+                    override_host: None,
+                    cert_host: None,
+                    use_sni: false,
+                    grpc: false,
+                    first_byte_timeout: Some(spec.first_byte_timeout),
+                    between_bytes_timeout: Some(spec.first_byte_timeout),
+                    client_cert: None,
+                    ca_certs: vec![],
+                    health: BackendHealth::Unknown,
+                }),
+            );
+            origins.insert(name, origin);
+        }
+        let mut dictionaries = HashMap::new();
+        let contents = match &spec.store {
+            Store::Flags(flags, key) => Some(packed(flags, key.as_deref())),
+            Store::Entries(e) => Some(e.clone()),
+            Store::File(path) => {
+                dictionaries.insert(
+                    "edgeflags".to_string(),
+                    Dictionary::Json { file: path.clone() },
+                );
+                None
+            }
+            Store::Missing => None,
+        };
+        if let Some(c) = contents {
+            let map: HashMap<String, String> = c.into_iter().collect();
+            dictionaries.insert(
+                "edgeflags".to_string(),
+                Dictionary::InlineToml {
+                    contents: Arc::new(map),
+                },
+            );
+        }
+        let mut secret_store = SecretStore::new();
+        for (k, v) in &spec.secrets {
+            secret_store.add_secret(k.clone(), bytes::Bytes::from(v.clone().into_bytes()));
+        }
+        let mut secret_stores = SecretStores::new();
+        secret_stores.add_store("edgeflags_secrets".into(), secret_store);
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let ctx = ExecuteCtx::build(
+            wasm(),
+            ProfilingConfig::None,
+            HashSet::new(),
+            UnknownImportBehavior::LinkError,
+            false,
+            WasmFeatures::default(),
+        )?
+        .with_backends(backends)
+        .with_dictionaries(dictionaries)
+        .with_geolocation(cfg.geolocation().clone())
+        .with_device_detection(cfg.device_detection().clone())
+        .with_secret_stores(secret_stores)
+        .with_capture_logs(logs.clone())
+        .finish()?;
+        Ok(App { ctx, logs, origins })
+    }
+
+    /// Sends a request and waits for the answer.
+    pub fn send(&self, req: Req) -> Reply {
+        runtime().block_on(self.send_async(req))
+    }
+
+    /// Sends a request.
+    pub async fn send_async(&self, req: Req) -> Reply {
+        let mut builder = Request::builder()
+            .method(req.method.as_str())
+            .uri(format!("http://edge.test{}", req.path));
+        for (k, v) in &req.headers {
+            builder = builder.header(k.as_str(), v.as_bytes());
+        }
+        let request = match builder.body(Body::from(req.body.clone())) {
+            Ok(r) => r,
+            Err(e) => panic!("bad test request: {e}"),
+        };
+        let local: SocketAddr = ([127, 0, 0, 1], 7676).into();
+        let remote = SocketAddr::new(req.client, 40000);
+        let (resp, err) = match self
+            .ctx
+            .clone()
+            .handle_request(request, local, remote)
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => panic!("Viceroy could not run the request: {e}"),
+        };
+        if let Some(e) = err {
+            panic!("the guest trapped: {e:?}");
+        }
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = match resp.into_body().read_into_vec().await {
+            Ok(b) => b,
+            Err(e) => panic!("cannot read the response body: {e}"),
+        };
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// Every log line captured so far (`endpoint :: message`).
+    pub fn logs(&self) -> Vec<String> {
+        let guard = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&guard)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The log lines of one endpoint, parsed as JSON.
+    pub fn log_json(&self, endpoint: &str) -> Vec<serde_json::Value> {
+        let prefix = format!("{endpoint} :: ");
+        self.logs()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// A test request.
+#[derive(Debug, Clone)]
+pub struct Req {
+    method: String,
+    path: String,
+    client: IpAddr,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Req {
+    /// A GET of `path`, from 127.0.0.1.
+    pub fn get(path: &str) -> Req {
+        Req::new("GET", path)
+    }
+    /// A POST of `path` with a body.
+    pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Req {
+        let mut r = Req::new("POST", path);
+        r.body = body.into();
+        r
+    }
+    fn new(method: &str, path: &str) -> Req {
+        Req {
+            method: method.into(),
+            path: path.into(),
+            client: IpAddr::from([127, 0, 0, 1]),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    /// From this client address.
+    pub fn from(mut self, ip: &str) -> Req {
+        self.client = ip
+            .parse()
+            .unwrap_or_else(|e| panic!("bad test address {ip}: {e}"));
+        self
+    }
+    /// With a header.
+    pub fn header(mut self, name: &str, value: &str) -> Req {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// As user `key` (the id cookie).
+    pub fn user(self, key: &str) -> Req {
+        self.header("cookie", &format!("ef_uid={key}"))
+    }
+}
+
+/// A response from the edge.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The first header of a name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// Every header of a name.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+    /// What the echo origin received (from its JSON body).
+    pub fn origin_saw(&self) -> serde_json::Value {
+        self.json()
+    }
+    /// The variant the origin was told for `flag` (from `edgeflags-decisions`).
+    pub fn decision(&self, flag: &str) -> Option<String> {
+        let saw = self.origin_saw();
+        let header = saw["headers"]["edgeflags-decisions"].as_str()?.to_string();
+        header.split("; ").find_map(|d| {
+            let (k, v) = d.split_once('=')?;
+            (k == flag).then(|| v.to_string())
+        })
+    }
+}

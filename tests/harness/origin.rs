@@ -1,0 +1,148 @@
+//! Test origins: real HTTP servers on ephemeral loopback ports that record every request
+//! and answer as told: echo what they saw as JSON, fail with a status, hang, or refuse.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use hyper::service::{make_service_fn, service_fn};
+use hyper::{Body, Request, Response, Server};
+
+/// How an origin answers.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// 200 with a JSON body describing the request it received.
+    Echo,
+    /// This status, with a short body.
+    Status(u16),
+    /// Waits this long before answering (past the backend's timeout).
+    Hang(Duration),
+    /// Nothing listens on the port: connections are refused.
+    Refuse,
+}
+
+/// One request an origin received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A running test origin.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The backend name it stands for.
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Every request received.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Origin {
+    /// Starts an origin on the current runtime.
+    pub async fn start(name: &str, behaviour: Behaviour) -> Result<Origin> {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        if let Behaviour::Refuse = behaviour {
+            // Bind to learn a free port, then close it: connections are refused.
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = l.local_addr()?;
+            drop(l);
+            return Ok(Origin {
+                name: name.into(),
+                addr,
+                seen,
+            });
+        }
+        let (record, backend) = (seen.clone(), name.to_string());
+        let make = make_service_fn(move |_| {
+            let (record, backend, behaviour) = (record.clone(), backend.clone(), behaviour.clone());
+            async move {
+                Ok::<_, Infallible>(service_fn(move |req: Request<Body>| {
+                    let (record, backend, behaviour) =
+                        (record.clone(), backend.clone(), behaviour.clone());
+                    async move { Ok::<_, Infallible>(answer(req, &record, &backend, &behaviour).await) }
+                }))
+            }
+        });
+        let server = Server::try_bind(&([127, 0, 0, 1], 0).into())?.serve(make);
+        let addr = server.local_addr();
+        tokio::spawn(server);
+        Ok(Origin {
+            name: name.into(),
+            addr,
+            seen,
+        })
+    }
+
+    /// Requests received so far whose path contains `marker`.
+    pub fn seen_with(&self, marker: &str) -> Vec<Seen> {
+        let guard = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .iter()
+            .filter(|s| s.path.contains(marker))
+            .cloned()
+            .collect()
+    }
+}
+
+async fn answer(
+    req: Request<Body>,
+    record: &Mutex<Vec<Seen>>,
+    backend: &str,
+    behaviour: &Behaviour,
+) -> Response<Body> {
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let seen = Seen {
+        method: req.method().to_string(),
+        path: path.clone(),
+        headers: headers.clone(),
+    };
+    record.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
+    match behaviour {
+        Behaviour::Status(code) => Response::builder()
+            .status(*code)
+            .body(Body::from(format!("origin {backend} failing with {code}")))
+            .unwrap_or_default(),
+        Behaviour::Hang(d) => {
+            tokio::time::sleep(*d).await;
+            Response::new(Body::from("too late"))
+        }
+        Behaviour::Echo | Behaviour::Refuse => {
+            let mut map = serde_json::Map::new();
+            for (k, v) in headers {
+                map.insert(k, v.into());
+            }
+            let body = serde_json::json!({
+                "backend": backend,
+                "method": req.method().as_str(),
+                "path": path,
+                "headers": map,
+            });
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap_or_default()
+        }
+    }
+}
