@@ -110,8 +110,13 @@ pub fn load() -> Loaded {
 /// The snapshot signing key, when the secret store has one: then unsigned or badly
 /// signed snapshots are refused.
 fn signing_key() -> Option<Vec<u8>> {
+    secret("snapshot_key")
+}
+
+/// A secret from the edgeflags secret store, if the store and the secret exist.
+pub fn secret(name: &str) -> Option<Vec<u8>> {
     let store = SecretStore::open(SECRET_STORE).ok()?;
-    let secret = store.try_get("snapshot_key").ok().flatten()?;
+    let secret = store.try_get(name).ok().flatten()?;
     Some(secret.plaintext().to_vec())
 }
 

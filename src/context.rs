@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use edgeflags_engine::{Context, Zone, attributes};
+use edgeflags_engine::{Context, Zone, attributes, preview};
 use fastly::Request;
 
 use crate::config::Loaded;
@@ -17,12 +17,18 @@ pub const USER_HEADER: &str = "edgeflags-user";
 /// The longest user key accepted.
 const MAX_KEY: usize = 128;
 
+/// The header, cookie or query parameter that carries a preview token.
+pub const PREVIEW_HEADER: &str = "edgeflags-preview";
+const PREVIEW_COOKIE: &str = "ef_preview";
+
 /// The engine's view of one request.
 pub struct RequestContext {
     pub ctx: Context,
     pub now: DateTime<Utc>,
     /// A freshly minted id, to be set as a cookie on the response.
     pub new_id: Option<String>,
+    /// Whether a valid preview token shaped this context.
+    pub preview: bool,
 }
 
 /// Builds the context of a client request.
@@ -48,11 +54,77 @@ pub fn from_request(req: &Request, _loaded: &Loaded) -> RequestContext {
     {
         ctx.set("language", lang);
     }
-    RequestContext {
+    let mut rc = RequestContext {
         ctx,
         now: now(),
         new_id,
+        preview: false,
+    };
+    if let Some(token) = preview_token(req) {
+        apply_preview(&mut rc, &token);
     }
+    rc
+}
+
+/// The preview token of a request: the header, else the cookie, else the query parameter.
+fn preview_token(req: &Request) -> Option<String> {
+    req.get_header_str(PREVIEW_HEADER)
+        .map(str::to_string)
+        .or_else(|| cookie(req, PREVIEW_COOKIE).map(str::to_string))
+        .or_else(|| req.get_query_parameter(PREVIEW_COOKIE).map(str::to_string))
+}
+
+/// Applies a valid token's geo, clock and variants; logs why an invalid one is ignored.
+fn apply_preview(rc: &mut RequestContext, token: &str) {
+    let key = crate::config::secret("preview_key");
+    let now_secs = rc.now.timestamp();
+    let claims = match preview::verify(token, key.as_deref(), now_secs) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::response::log_ops("preview", &format!("preview token ignored: {e}"));
+            return;
+        }
+    };
+    let place = geo::Place {
+        country: claims.country.clone(),
+        region: claims.region.clone(),
+        city: claims.city.clone(),
+        continent: claims.continent.clone(),
+        utc_offset: None,
+    };
+    if place.country.is_some() {
+        for name in ["country", "region", "city", "continent", "timezone"] {
+            rc.ctx.remove(name);
+        }
+    }
+    set_place(&mut rc.ctx, &place);
+    if let Some(z) = claims.zone.as_deref().and_then(Zone::parse) {
+        rc.ctx.set_zone(z);
+    }
+    if let Some(d) = &claims.device {
+        rc.ctx.set("device", d.as_str());
+    }
+    if let Some(at) = claims
+        .at
+        .as_deref()
+        .and_then(|a| DateTime::parse_from_rfc3339(a).ok())
+    {
+        rc.now = at.with_timezone(&Utc);
+    }
+    for (flag, variant) in &claims.variants {
+        rc.ctx.force(flag, variant);
+    }
+    rc.preview = true;
+}
+
+fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.get_header_all_str("cookie")
+        .into_iter()
+        .take(16)
+        .flat_map(|h| h.split(';').take(64))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim())
 }
 
 /// Sets the geo attributes and the time zone: the IANA zone of the country and region
@@ -104,15 +176,7 @@ fn device_class(ua: &str) -> &'static str {
 
 /// A user key from the id cookie or the user header, if well formed.
 fn user_key(req: &Request) -> Option<String> {
-    let from_cookie = req
-        .get_header_all_str("cookie")
-        .into_iter()
-        .take(16)
-        .flat_map(|h| h.split(';').take(64))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == ID_COOKIE)
-        .map(|(_, v)| v.trim());
-    from_cookie
+    cookie(req, ID_COOKIE)
         .filter(|k| valid_key(k))
         .or_else(|| {
             req.get_header_str(USER_HEADER)

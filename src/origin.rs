@@ -1,9 +1,11 @@
 //! Forwarding to the origin: the routes table picks the backend and path prefix; the
 //! decisions and trusted geo/device attributes go along as headers, after removing any
-//! header of those names the client sent.
+//! header of those names the client sent. A failing origin (refused, timed out, 5xx)
+//! gets one try of the fallback route, then a plain error page with the right status.
 
-use edgeflags_engine::AttrValue;
+use edgeflags_engine::{AttrValue, Route};
 use fastly::http::StatusCode;
+use fastly::http::request::SendErrorCause;
 use fastly::{Request, Response};
 
 use crate::config::Loaded;
@@ -14,6 +16,9 @@ use crate::response::{log_ops, status_page};
 pub const HEADER_PREFIX: &str = "edgeflags-";
 /// The decisions header: `flag=variant; flag=variant`.
 pub const DECISIONS_HEADER: &str = "edgeflags-decisions";
+
+/// A failed send that took at least this long is reported as a timeout (504).
+const SLOW_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Attributes passed to the origin as trusted headers.
 const TRUSTED: [&str; 7] = [
@@ -65,35 +70,21 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
         }
     }
     req.set_header("edgeflags-snapshot", loaded.version.as_str());
+    let original_path = req.get_path().to_string();
     let route = snapshot.route(&rc.ctx, rc.now);
-    req.set_header("edgeflags-route", route.id.as_str());
-    if let Some(prefix) = &route.path_prefix {
-        let path = req.get_path().to_string();
-        req.set_path(&format!("{prefix}{path}"));
-    }
-    if let Some(host) = &route.host {
-        req.set_header("host", host.as_str());
-    }
-    let backend = route.backend.clone();
-    let mut resp = match req.send(backend.as_str()) {
-        Ok(r) if r.get_status().is_server_error() => {
-            log_ops(
-                "origin",
-                &format!("backend {backend} answered {}", r.get_status().as_u16()),
-            );
-            status_page(
-                StatusCode::BAD_GATEWAY,
-                "The origin could not answer this request.",
-            )
-        }
+    let fallback = snapshot
+        .fallback_route()
+        .filter(|f| f.backend != route.backend);
+    let retry = fallback.map(|_| req.clone_with_body());
+    let mut resp = match send(req, route, &original_path) {
         Ok(r) => r,
-        Err(e) => {
-            log_ops(
-                "origin",
-                &format!("backend {backend} failed: {:?}", e.root_cause()),
-            );
-            status_page(StatusCode::BAD_GATEWAY, "The origin could not be reached.")
-        }
+        Err(first) => match (fallback, retry) {
+            (Some(fb), Some(again)) => match send(again, fb, &original_path) {
+                Ok(r) => r,
+                Err(_) => first.page(),
+            },
+            _ => first.page(),
+        },
     };
     if let Some(id) = &rc.new_id {
         resp.append_header(
@@ -104,4 +95,73 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
         resp.set_header("cache-control", "private, no-store");
     }
     resp
+}
+
+/// How an origin failed.
+enum Failure {
+    Unreachable,
+    Timeout,
+    Status(StatusCode),
+}
+
+impl Failure {
+    fn page(&self) -> Response {
+        match self {
+            Failure::Unreachable => {
+                status_page(StatusCode::BAD_GATEWAY, "The origin could not be reached.")
+            }
+            Failure::Timeout => status_page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The origin did not answer in time.",
+            ),
+            Failure::Status(s)
+                if *s == StatusCode::SERVICE_UNAVAILABLE || *s == StatusCode::GATEWAY_TIMEOUT =>
+            {
+                status_page(*s, "The origin is unavailable.")
+            }
+            Failure::Status(_) => status_page(
+                StatusCode::BAD_GATEWAY,
+                "The origin could not answer this request.",
+            ),
+        }
+    }
+}
+
+fn send(mut req: Request, route: &Route, original_path: &str) -> Result<Response, Failure> {
+    req.set_header("edgeflags-route", route.id.as_str());
+    let path = match &route.path_prefix {
+        Some(prefix) => format!("{prefix}{original_path}"),
+        None => original_path.to_string(),
+    };
+    req.set_path(&path);
+    if let Some(host) = &route.host {
+        req.set_header("host", host.as_str());
+    }
+    let backend = route.backend.as_str();
+    let started = std::time::Instant::now();
+    match req.send(backend) {
+        Ok(r) if r.get_status().is_server_error() => {
+            log_ops(
+                "origin",
+                &format!("backend {backend} answered {}", r.get_status().as_u16()),
+            );
+            Err(Failure::Status(r.get_status()))
+        }
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let cause = e.root_cause();
+            log_ops("origin", &format!("backend {backend} failed: {cause:?}"));
+            // Viceroy reports a first-byte timeout as an internal error, so a failure that
+            // took a second or more (a refusal takes milliseconds) also counts as one.
+            let slow = started.elapsed() >= SLOW_FAILURE;
+            match cause {
+                SendErrorCause::HttpResponseTimeout
+                | SendErrorCause::ConnectionTimeout
+                | SendErrorCause::DnsTimeout => Err(Failure::Timeout),
+                SendErrorCause::ConnectionRefused => Err(Failure::Unreachable),
+                _ if slow => Err(Failure::Timeout),
+                _ => Err(Failure::Unreachable),
+            }
+        }
+    }
 }

@@ -1,3 +1,5 @@
 //! End-to-end tests: the real edge wasm in Viceroy. One module per area.
 
 mod foundation;
+mod personalization;
+mod preview;

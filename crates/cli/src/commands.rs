@@ -47,6 +47,49 @@ enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// Mint a signed preview token that sets a visitor's geo, clock and variants.
+    ///
+    /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
+    /// parameter). The key comes from --key-file, else $EDGEFLAGS_PREVIEW_KEY, else the
+    /// local dev key in config-store/secrets.json.
+    ///
+    /// Example: edgeflags preview-token --country JP --at 2026-11-28T21:00+09:00 --variant checkout=v2
+    PreviewToken(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PreviewArgs {
+    /// Country code (JP, FR, US, BR ...).
+    #[arg(long)]
+    country: Option<String>,
+    /// Region code (the part of ISO 3166-2 after the dash: NY, 13, SP ...).
+    #[arg(long)]
+    region: Option<String>,
+    /// City name.
+    #[arg(long)]
+    city: Option<String>,
+    /// Continent code (AS, EU, NA, SA, OC, AF, AN).
+    #[arg(long)]
+    continent: Option<String>,
+    /// Time zone: an IANA name (Asia/Tokyo) or ±HH:MM. Derived from the country and
+    /// region when not given.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Device class: mobile, tablet, desktop, tv or bot.
+    #[arg(long)]
+    device: Option<String>,
+    /// The instant the edge evaluates at, RFC 3339 (2026-11-28T21:00+09:00).
+    #[arg(long)]
+    at: Option<String>,
+    /// Force a variant: FLAG=VARIANT (repeatable).
+    #[arg(long = "variant", value_name = "FLAG=VARIANT")]
+    variants: Vec<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: i64,
+    /// A file holding the preview key.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
 }
 
 /// Runs a parsed command line.
@@ -58,6 +101,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             store,
             key_file,
         } => pack_file(&file, &store, key_file.as_deref()),
+        Command::PreviewToken(args) => preview_token(args),
     }
 }
 
@@ -162,5 +206,75 @@ fn pack_file(file: &Path, store_path: &Path, key_file: Option<&Path>) -> Result<
         packed.upserts.len() - 1,
         store.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses an instant: RFC 3339, also without seconds (2026-11-28T21:00+09:00).
+pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M%:z"))
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M%#z"))
+        .with_context(|| {
+            format!("`{text}` is not an instant: use RFC 3339, such as 2026-11-28T21:00+09:00")
+        })
+}
+
+fn preview_key(key_file: Option<&Path>) -> Result<Vec<u8>> {
+    if let Some(path) = key_file {
+        let text = read(path)?;
+        return Ok(text.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
+    }
+    if let Ok(k) = std::env::var("EDGEFLAGS_PREVIEW_KEY") {
+        return Ok(k.into_bytes());
+    }
+    let local = Path::new("config-store/secrets.json");
+    let secrets: BTreeMap<String, String> = serde_json::from_str(&read(local).context(
+        "no preview key: pass --key-file, set EDGEFLAGS_PREVIEW_KEY, or run from the project root for the local dev key",
+    )?)?;
+    match secrets.get("preview_key") {
+        Some(k) => {
+            eprintln!(
+                "edgeflags: using the local dev preview key from {}",
+                local.display()
+            );
+            Ok(k.clone().into_bytes())
+        }
+        None => bail!("{} has no preview_key", local.display()),
+    }
+}
+
+fn preview_token(a: PreviewArgs) -> Result<ExitCode> {
+    let mut claims = edgeflags_engine::preview::Claims {
+        country: a.country.map(|c| c.to_ascii_uppercase()),
+        region: a.region.map(|c| c.to_ascii_uppercase()),
+        city: a.city,
+        continent: a.continent.map(|c| c.to_ascii_uppercase()),
+        zone: a.zone,
+        device: a.device,
+        ..Default::default()
+    };
+    if let Some(z) = &claims.zone {
+        if edgeflags_engine::Zone::parse(z).is_none() {
+            bail!("unknown time zone `{z}`: use an IANA name such as Asia/Tokyo, or ±HH:MM");
+        }
+    }
+    if let Some(at) = &a.at {
+        claims.at = Some(parse_at(at)?.to_rfc3339());
+    }
+    for v in &a.variants {
+        let Some((flag, variant)) = v.split_once('=') else {
+            bail!("--variant takes FLAG=VARIANT, got `{v}`");
+        };
+        claims
+            .variants
+            .insert(flag.to_string(), variant.to_string());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    claims.exp = now + a.ttl.max(1);
+    let key = preview_key(a.key_file.as_deref())?;
+    println!("{}", edgeflags_engine::preview::mint(&claims, &key));
     Ok(ExitCode::SUCCESS)
 }

@@ -259,9 +259,9 @@ impl Compiler {
             flags.push(self.flag(k, v, &path));
         }
         self.prerequisite_cycles(&flags, flags_raw);
-        let (routes, default_route) = match o.get("routes") {
+        let (routes, default_route, fallback_route) = match o.get("routes") {
             Some(v) => self.routes(v, "$.routes"),
-            None => (Vec::new(), None),
+            None => (Vec::new(), None, None),
         };
         if !self.errors.is_empty() {
             return None;
@@ -285,6 +285,7 @@ impl Compiler {
                 path_prefix: None,
                 host: None,
             }),
+            fallback_route,
             fingerprint: format!("{:016x}", crate::bucket::hash64("snapshot", &canonical)),
         })
     }
@@ -1121,11 +1122,14 @@ impl Compiler {
         })
     }
 
-    fn routes(&mut self, v: &Value, path: &str) -> (Vec<RouteRule>, Option<Route>) {
+    fn routes(&mut self, v: &Value, path: &str) -> (Vec<RouteRule>, Option<Route>, Option<Route>) {
         let Some(o) = self.object(v, path, "`routes`") else {
-            return (Vec::new(), None);
+            return (Vec::new(), None, None);
         };
-        self.fields(o, path, &["default", "rules"]);
+        self.fields(o, path, &["default", "rules", "fallback"]);
+        let fallback = o
+            .get("fallback")
+            .and_then(|f| self.route_target(f, "fallback".into(), &join(path, "fallback")));
         let default = match o.get("default") {
             Some(d) => self.route_target(d, "default".into(), &join(path, "default")),
             None => {
@@ -1193,7 +1197,7 @@ impl Compiler {
                 }
             }
         }
-        (rules, default)
+        (rules, default, fallback)
     }
 
     fn route_target(&mut self, v: &Value, id: String, path: &str) -> Option<Route> {

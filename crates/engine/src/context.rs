@@ -81,6 +81,7 @@ impl From<bool> for AttrValue {
 pub struct Context {
     attrs: Vec<(String, AttrValue)>,
     zone: Option<Zone>,
+    forced: Vec<(String, String)>,
 }
 
 impl Context {
@@ -148,6 +149,21 @@ impl Context {
     /// The user's time zone, when known.
     pub fn zone(&self) -> Option<&Zone> {
         self.zone.as_ref()
+    }
+
+    /// Forces `flag` to serve `variant` (a preview token's override); evaluation then
+    /// reports [`crate::Reason::Preview`]. An unknown variant is ignored at evaluation.
+    pub fn force(&mut self, flag: &str, variant: &str) {
+        self.forced.retain(|(f, _)| f != flag);
+        self.forced.push((flag.to_string(), variant.to_string()));
+    }
+
+    /// The variant forced for `flag`, if any.
+    pub fn forced(&self, flag: &str) -> Option<&str> {
+        self.forced
+            .iter()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every attribute, in the order set.

@@ -35,6 +35,8 @@ pub enum Reason<'s> {
         /// The prerequisite flag's key.
         flag: &'s str,
     },
+    /// A preview token forced the variant.
+    Preview,
     /// The flag could not be evaluated.
     Error(ErrorCode),
 }
@@ -49,6 +51,7 @@ impl Reason<'_> {
             Reason::Split => "SPLIT",
             Reason::Default => "DEFAULT",
             Reason::PrerequisiteFailed { .. } => "PREREQUISITE_FAILED",
+            Reason::Preview => "PREVIEW",
             Reason::Error(_) => "ERROR",
         }
     }
@@ -57,7 +60,7 @@ impl Reason<'_> {
     pub fn openfeature(&self) -> &'static str {
         match self {
             Reason::Off { .. } => "DISABLED",
-            Reason::Target | Reason::RuleMatch { .. } => "TARGETING_MATCH",
+            Reason::Target | Reason::RuleMatch { .. } | Reason::Preview => "TARGETING_MATCH",
             Reason::Split => "SPLIT",
             Reason::Default | Reason::PrerequisiteFailed { .. } => "DEFAULT",
             Reason::Error(_) => "ERROR",
@@ -190,6 +193,11 @@ impl Snapshot {
                 },
                 None => Evaluation::error(&f.key, ErrorCode::General),
             };
+        if let Some(forced) = ctx.forced(&f.key) {
+            if let Some(v) = f.variants.iter().position(|v| v.name == forced) {
+                return serve(v, Reason::Preview, None);
+            }
+        }
         if !f.on {
             return serve(f.off_variant, Reason::Off { scheduled: false }, None);
         }

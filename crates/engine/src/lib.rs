@@ -17,6 +17,7 @@ pub mod context;
 pub mod eval;
 pub mod model;
 pub mod pack;
+pub mod preview;
 pub mod route;
 pub mod zone;
 

@@ -1,4 +1,4 @@
-//! The compiled, validated form of a flag file. Built only by [`crate::compile`]; every
+//! The compiled, validated form of a flag file. Built only by [`crate::compile()`]; every
 //! index in it points at something that exists, so evaluation needs no checks that can fail.
 
 use std::collections::{HashMap, HashSet};
@@ -52,6 +52,7 @@ pub struct Snapshot {
     pub(crate) segments: Vec<Segment>,
     pub(crate) routes: Vec<RouteRule>,
     pub(crate) default_route: crate::route::Route,
+    pub(crate) fallback_route: Option<crate::route::Route>,
     pub(crate) fingerprint: String,
 }
 

@@ -44,6 +44,11 @@ impl Snapshot {
             .unwrap_or(&self.default_route)
     }
 
+    /// The route tried when the chosen backend fails (refused, timed out, 5xx).
+    pub fn fallback_route(&self) -> Option<&Route> {
+        self.fallback_route.as_ref()
+    }
+
     /// Every backend a route names, the default first.
     pub fn backends(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.default_route.backend.as_str())

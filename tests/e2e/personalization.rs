@@ -1,0 +1,187 @@
+//! Personalization scenarios: localized routing for visitors around the world, time-zone
+//! rules at one instant, DST, split accuracy, and origin failures.
+
+use std::time::Duration;
+
+use edgeflags_e2e::{AppSpec, Behaviour, Req, Store, app, demo_flags};
+use edgeflags_engine::preview::{Claims, mint};
+use serde_json::json;
+
+const DEV_KEY: &[u8] = b"dev-preview-key-not-for-production";
+
+fn at(instant: &str) -> String {
+    let claims = Claims {
+        exp: 4_000_000_000,
+        at: Some(instant.into()),
+        ..Claims::default()
+    };
+    mint(&claims, DEV_KEY)
+}
+
+#[test]
+fn a_weekend_rule_differs_for_tokyo_and_new_york_at_the_same_instant() {
+    let app = app("demo", AppSpec::demo);
+    // Friday 2026-11-27 16:00 UTC: Saturday 01:00 in Tokyo, Friday 11:00 in New York.
+    let token = at("2026-11-27T16:00:00Z");
+    let tokyo = app.send(
+        Req::get("/")
+            .from("203.0.113.10")
+            .user("u-wk")
+            .header("edgeflags-preview", &token),
+    );
+    let ny = app.send(
+        Req::get("/")
+            .from("203.0.113.30")
+            .user("u-wk")
+            .header("edgeflags-preview", &token),
+    );
+    assert_eq!(tokyo.decision("banner").as_deref(), Some("weekend_sale"));
+    assert_eq!(ny.decision("banner").as_deref(), Some("standard"));
+    // Monday 2026-11-30 03:30 UTC: Monday 12:30 in Tokyo, still Sunday 22:30 in New York.
+    let token = at("2026-11-30T03:30:00Z");
+    let tokyo = app.send(
+        Req::get("/")
+            .from("203.0.113.10")
+            .user("u-wk")
+            .header("edgeflags-preview", &token),
+    );
+    let ny = app.send(
+        Req::get("/")
+            .from("203.0.113.30")
+            .user("u-wk")
+            .header("edgeflags-preview", &token),
+    );
+    assert_eq!(tokyo.decision("banner").as_deref(), Some("standard"));
+    assert_eq!(ny.decision("banner").as_deref(), Some("weekend_sale"));
+}
+
+#[test]
+fn the_night_theme_follows_daylight_saving_time_in_new_york() {
+    let app = app("demo", AppSpec::demo);
+    // 00:30 UTC is 20:30 EDT (night) on Friday 2026-10-30, but 19:30 EST (not yet night)
+    // on Friday 2026-11-06, after clocks went back on 2026-11-01. The geolocation offset
+    // alone (-05:00) would get October wrong: the edge uses America/New_York.
+    let before = app.send(
+        Req::get("/")
+            .from("203.0.113.30")
+            .user("u-dst")
+            .header("edgeflags-preview", &at("2026-10-31T00:30:00Z")),
+    );
+    let after = app.send(
+        Req::get("/")
+            .from("203.0.113.30")
+            .user("u-dst")
+            .header("edgeflags-preview", &at("2026-11-07T00:30:00Z")),
+    );
+    assert_eq!(before.decision("banner").as_deref(), Some("night"));
+    assert_eq!(after.decision("banner").as_deref(), Some("standard"));
+}
+
+#[test]
+fn ten_thousand_users_split_within_one_point_of_the_weights() {
+    let app = app("demo", AppSpec::demo);
+    let n = 10_000;
+    let rt = edgeflags_e2e::runtime();
+    // Two workers share the requests, so both cores run guests.
+    let workers: Vec<_> = (0..2)
+        .map(|w| {
+            let app = app.clone();
+            rt.spawn(async move {
+                let mut count = 0;
+                for i in (w..n).step_by(2) {
+                    let r = app
+                        .send_async(Req::get("/").user(&format!("split-user-{i}")))
+                        .await;
+                    count += usize::from(r.decision("checkout").as_deref() == Some("v2"));
+                }
+                count
+            })
+        })
+        .collect();
+    let v2: usize = rt.block_on(async {
+        let mut total = 0;
+        for w in workers {
+            total += w.await.unwrap_or(0);
+        }
+        total
+    });
+    let share = v2 as f64 * 100.0 / n as f64;
+    assert!(
+        (share - 50.0).abs() <= 1.0,
+        "v2 share {share:.2}% is not within 1 point of 50%"
+    );
+}
+
+fn flags_with_fallback(backend: &str) -> serde_json::Value {
+    let mut f = demo_flags();
+    f["routes"]["fallback"] = json!({ "backend": backend, "path_prefix": "/en" });
+    f
+}
+
+#[test]
+fn a_refusing_origin_falls_back_then_errors_cleanly() {
+    let with_fallback = app("sa-refuses-with-fallback", || {
+        AppSpec::demo()
+            .origin("origin_sa", Behaviour::Refuse)
+            .store(Store::Flags(flags_with_fallback("origin_us"), None))
+    });
+    let r = with_fallback.send(Req::get("/checkout").from("203.0.113.40").user("u-fb"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.origin_saw()["backend"], "origin_us");
+    assert_eq!(r.origin_saw()["path"], "/en/checkout");
+    assert_eq!(r.origin_saw()["headers"]["edgeflags-route"], "fallback");
+
+    let without = app("sa-refuses", || {
+        AppSpec::demo().origin("origin_sa", Behaviour::Refuse)
+    });
+    let r = without.send(Req::get("/checkout").from("203.0.113.40").user("u-fb"));
+    assert_eq!(r.status, 502);
+    assert!(r.body.contains("could not be reached"), "{}", r.body);
+    assert!(
+        !r.body.contains("127.0.0.1") && !r.body.contains("origin_sa"),
+        "no internals: {}",
+        r.body
+    );
+    assert!(without.log_json("edgeflags_ops").iter().any(|l| {
+        l["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("origin_sa failed")
+    }));
+}
+
+#[test]
+fn a_hanging_origin_times_out_with_504() {
+    let app = app("eu-hangs", || {
+        let mut spec = AppSpec::demo().origin("origin_eu", Behaviour::Hang(Duration::from_secs(4)));
+        spec.first_byte_timeout = Duration::from_millis(1200);
+        spec
+    });
+    let r = app.send(Req::get("/").from("203.0.113.20").user("u-hang"));
+    assert_eq!(r.status, 504, "{} {:?}", r.body, app.logs());
+    assert!(r.body.contains("did not answer in time"));
+}
+
+#[test]
+fn an_origin_503_is_a_clean_503_or_the_fallback() {
+    let app = app("apac-503", || {
+        AppSpec::demo().origin("origin_apac", Behaviour::Status(503))
+    });
+    let r = app.send(Req::get("/").from("203.0.113.10").user("u-503"));
+    assert_eq!(r.status, 503);
+    assert!(
+        !r.body.contains("failing with"),
+        "the origin's own error body is not passed on: {}",
+        r.body
+    );
+    let fb = edgeflags_e2e::app("apac-503-fallback", || {
+        AppSpec::demo()
+            .origin("origin_apac", Behaviour::Status(503))
+            .store(Store::Flags(flags_with_fallback("origin_us"), None))
+    });
+    let r = fb.send(Req::get("/").from("203.0.113.10").user("u-503"));
+    assert_eq!(
+        (r.status, r.origin_saw()["backend"].as_str()),
+        (200, Some("origin_us"))
+    );
+}
