@@ -253,10 +253,10 @@ fn preview_token(a: PreviewArgs) -> Result<ExitCode> {
         device: a.device,
         ..Default::default()
     };
-    if let Some(z) = &claims.zone {
-        if edgeflags_engine::Zone::parse(z).is_none() {
-            bail!("unknown time zone `{z}`: use an IANA name such as Asia/Tokyo, or ±HH:MM");
-        }
+    if let Some(z) = &claims.zone
+        && edgeflags_engine::Zone::parse(z).is_none()
+    {
+        bail!("unknown time zone `{z}`: use an IANA name such as Asia/Tokyo, or ±HH:MM");
     }
     if let Some(at) = &a.at {
         claims.at = Some(parse_at(at)?.to_rfc3339());

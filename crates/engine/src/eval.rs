@@ -193,10 +193,10 @@ impl Snapshot {
                 },
                 None => Evaluation::error(&f.key, ErrorCode::General),
             };
-        if let Some(forced) = ctx.forced(&f.key) {
-            if let Some(v) = f.variants.iter().position(|v| v.name == forced) {
-                return serve(v, Reason::Preview, None);
-            }
+        if let Some(forced) = ctx.forced(&f.key)
+            && let Some(v) = f.variants.iter().position(|v| v.name == forced)
+        {
+            return serve(v, Reason::Preview, None);
         }
         if !f.on {
             return serve(f.off_variant, Reason::Off { scheduled: false }, None);
