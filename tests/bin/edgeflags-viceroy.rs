@@ -95,6 +95,15 @@ async fn main() -> Result<()> {
     }
     let ctx = builder.finish().context("compiling the wasm")?;
     println!("edgeflags-viceroy: listening on http://{}", args.addr);
+    // On 127.0.0.1, also answer on [::1] at the same port: the local geolocation data
+    // makes ::1 a second city, so `curl -g http://[::1]:7676/` is another visitor.
+    if args.addr.ip() == std::net::Ipv4Addr::LOCALHOST {
+        let v6: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, args.addr.port()).into();
+        if std::net::TcpListener::bind(v6).is_ok() {
+            println!("edgeflags-viceroy: listening on http://{v6}");
+            tokio::spawn(ViceroyService::new(ctx.clone()).serve(v6));
+        }
+    }
     let server = ViceroyService::new(ctx).serve(args.addr);
     tokio::select! {
         r = server => r.context("serving")?,

@@ -258,7 +258,7 @@ impl Compiler {
             }
             flags.push(self.flag(k, v, &path));
         }
-        self.prerequisite_cycles(&flags, flags_raw);
+        self.prerequisite_cycles(flags_raw);
         let (routes, default_route, fallback_route) = match o.get("routes") {
             Some(v) => self.routes(v, "$.routes"),
             None => (Vec::new(), None, None),
@@ -1027,14 +1027,21 @@ impl Compiler {
         Some(Prerequisite { flag: fi, variants })
     }
 
-    fn prerequisite_cycles(&mut self, flags: &[Option<Flag>], raw: &Map<String, Value>) {
-        // Depth-first search over the prerequisite graph; a back edge is a cycle.
-        let n = flags.len();
-        let edges: Vec<Vec<usize>> = flags
-            .iter()
+    fn prerequisite_cycles(&mut self, raw: &Map<String, Value>) {
+        // Depth-first search over the prerequisite graph, read from the raw file so that
+        // a cycle is reported even when the flags in it have other problems too.
+        let n = raw.len();
+        let edges: Vec<Vec<usize>> = raw
+            .values()
             .map(|f| {
-                f.as_ref()
-                    .map(|f| f.prerequisites.iter().map(|p| p.flag).collect())
+                f.get("prerequisites")
+                    .and_then(Value::as_array)
+                    .map(|ps| {
+                        ps.iter()
+                            .filter_map(|p| p.get("flag").and_then(Value::as_str))
+                            .filter_map(|k| self.flag_index.get(k).copied())
+                            .collect()
+                    })
                     .unwrap_or_default()
             })
             .collect();

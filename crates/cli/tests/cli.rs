@@ -1,0 +1,154 @@
+//! The built `edgeflags` binary, run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn edgeflags(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgeflags"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run edgeflags: {e}"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgeflags-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    dir.join(name)
+}
+
+#[test]
+fn validate_accepts_the_demo_file() {
+    let out = edgeflags(&["validate", "config-store/flags.json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 4 flags"));
+}
+
+#[test]
+fn validate_lists_every_problem_with_its_path() {
+    let bad = r#"{
+      "flags": {
+        "promo": {
+          "type": "boolean",
+          "variants": { "on": true, "off": "no" },
+          "off_variant": "of",
+          "rules": [
+            { "clauses": [ { "attribute": "country", "op": "within", "values": ["JP"] } ], "serve": "on" },
+            { "clauses": [ { "op": "segment", "values": ["vips"] } ], "serve": "on" },
+            { "clauses": [ { "attribute": "email", "op": "matches", "values": ["(unclosed"] } ], "serve": "on" },
+            { "clauses": [ { "op": "local_time", "zone": "Mars/Olympus" } ], "serve": "on" }
+          ],
+          "default": { "split": [ { "variant": "on", "weight": 60 }, { "variant": "off", "weight": 30 } ] },
+          "prerequisites": [ { "flag": "other", "variants": ["on"] } ]
+        },
+        "other": {
+          "type": "boolean", "variants": { "on": true, "off": false }, "off_variant": "off", "default": "off",
+          "prerequisites": [ { "flag": "promo", "variants": ["on"] } ]
+        }
+      }
+    }"#;
+    let file = scratch("bad.json");
+    std::fs::write(&file, bad).unwrap_or_else(|e| panic!("{e}"));
+    let out = edgeflags(&["validate", &file.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "$.flags.promo.variants.off: a boolean flag's variant must be a boolean",
+        "$.flags.promo.off_variant: unknown variant `of`",
+        "$.flags.promo.rules[0].clauses[0].op: unknown operator `within`",
+        "$.flags.promo.rules[1].clauses[0].values[0]: unknown segment `vips`",
+        "$.flags.promo.rules[2].clauses[0].values[0]: bad regular expression",
+        "$.flags.promo.rules[3].clauses[0].zone: unknown time zone `Mars/Olympus`",
+        "$.flags.promo.default.split: weights add up to 90%, not 100%",
+        "prerequisite cycle",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+    let json = edgeflags(&["validate", "--json", &file.to_string_lossy()]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap_or_default();
+    assert_eq!(v["valid"], false);
+    assert!(
+        v["problems"].as_array().map(|a| a.len()).unwrap_or(0) >= 8,
+        "{v}"
+    );
+}
+
+#[test]
+fn pack_writes_a_readable_store_and_alternates_slots() {
+    let store = scratch("store.json");
+    let _ = std::fs::remove_file(&store);
+    let out = edgeflags(&[
+        "pack",
+        "config-store/flags.json",
+        "--store",
+        &store.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&store).unwrap_or_default();
+    let entries: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&text).unwrap_or_default();
+    let loaded = edgeflags_engine::pack::read(|k| entries.get(k).cloned(), None).result;
+    let loaded = loaded.unwrap_or_else(|e| panic!("unreadable store: {e:?}"));
+    assert!(edgeflags_engine::compile_str(&loaded.payload).is_ok());
+    assert_eq!(loaded.slot, edgeflags_engine::pack::Slot::A);
+    let again = edgeflags(&[
+        "pack",
+        "config-store/flags.json",
+        "--store",
+        &store.to_string_lossy(),
+    ]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already active"));
+}
+
+#[test]
+fn preview_token_mints_a_token_the_engine_accepts() {
+    let key = scratch("preview.key");
+    std::fs::write(&key, "k-123\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = edgeflags(&[
+        "preview-token",
+        "--country",
+        "jp",
+        "--at",
+        "2026-11-28T21:00+09:00",
+        "--variant",
+        "checkout=v2",
+        "--key-file",
+        &key.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let claims = edgeflags_engine::preview::verify(&token, Some(b"k-123"), 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claims.country.as_deref(), Some("JP"));
+    assert_eq!(claims.at.as_deref(), Some("2026-11-28T21:00:00+09:00"));
+    assert_eq!(
+        claims.variants.get("checkout").map(String::as_str),
+        Some("v2")
+    );
+    let bad = edgeflags(&[
+        "preview-token",
+        "--at",
+        "tomorrow",
+        "--key-file",
+        &key.to_string_lossy(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+}
