@@ -97,6 +97,30 @@ struct Compiler {
     segment_index: HashMap<String, usize>,
 }
 
+/// Every clause operator (`equals` is another name for `in`).
+const KNOWN_OPS: &[&str] = &[
+    "in",
+    "equals",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "matches",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "semver_eq",
+    "semver_lt",
+    "semver_lte",
+    "semver_gt",
+    "semver_gte",
+    "before",
+    "after",
+    "local_time",
+    "segment",
+    "exists",
+];
+
 const FLAG_FIELDS: &[&str] = &[
     "type",
     "description",
@@ -682,6 +706,16 @@ impl Compiler {
             }
         };
         let negate = self.bool_field(o, "negate", path, false);
+        if !KNOWN_OPS.contains(&op_name) {
+            self.err(
+                &join(path, "op"),
+                format!(
+                    "unknown operator `{op_name}` (known: {})",
+                    KNOWN_OPS.join(", ")
+                ),
+            );
+            return None;
+        }
         let allowed: &[&str] = match op_name {
             "local_time" => &["op", "negate", "days", "from", "to", "zone"],
             "segment" => &["op", "negate", "values"],
@@ -826,15 +860,8 @@ impl Compiler {
                 Op::Segment(segs)
             }
             "exists" => Op::Exists,
-            other => {
-                self.err(
-                    &join(path, "op"),
-                    format!(
-                        "unknown operator `{other}` (known: in, starts_with, ends_with, contains, matches, lt, lte, gt, gte, semver_eq, semver_lt, semver_lte, semver_gt, semver_gte, before, after, local_time, segment, exists)"
-                    ),
-                );
-                return None;
-            }
+            // KNOWN_OPS was checked above.
+            _ => return None,
         };
         Some(Clause {
             attribute,

@@ -259,27 +259,31 @@ impl Snapshot {
         }
     }
 
+    /// Whether a clause matches. A clause about an attribute the context lacks (or a
+    /// local-time window with no zone to read it in) is false even when negated, as in
+    /// LaunchDarkly: "not in [JP]" does not match a user whose country is unknown. Use a
+    /// negated `exists` to target a missing attribute.
     pub(crate) fn clause_matches(&self, c: &Clause, ctx: &Context, now: DateTime<Utc>) -> bool {
         let m = match &c.op {
-            Op::LocalTime(w) => w.contains(now, ctx.zone()),
+            Op::LocalTime(w) => {
+                if w.zone.is_none() && ctx.zone().is_none() {
+                    return false;
+                }
+                w.contains(now, ctx.zone())
+            }
             Op::Segment(segs) => segs.iter().any(|&s| self.in_segment(s, ctx, now)),
             Op::Exists => c.attribute == "now" || ctx.get(&c.attribute).is_some(),
-            op => {
-                if c.attribute == "now" {
-                    instant_matches(op, now.timestamp_millis())
-                } else {
-                    match ctx.get(&c.attribute) {
-                        None => false,
-                        Some(AttrValue::List(items)) => items.iter().any(|s| str_matches(op, s)),
-                        Some(AttrValue::Str(s)) => str_matches(op, s),
-                        Some(AttrValue::Num(n)) => num_matches(op, *n),
-                        Some(AttrValue::Bool(b)) => match op {
-                            Op::In { bools, .. } => bools.contains(b),
-                            _ => false,
-                        },
-                    }
-                }
-            }
+            op if c.attribute == "now" => instant_matches(op, now.timestamp_millis()),
+            op => match ctx.get(&c.attribute) {
+                None => return false,
+                Some(AttrValue::List(items)) => items.iter().any(|s| str_matches(op, s)),
+                Some(AttrValue::Str(s)) => str_matches(op, s),
+                Some(AttrValue::Num(n)) => num_matches(op, *n),
+                Some(AttrValue::Bool(b)) => match op {
+                    Op::In { bools, .. } => bools.contains(b),
+                    _ => false,
+                },
+            },
         };
         m != c.negate
     }
