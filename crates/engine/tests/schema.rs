@@ -1,0 +1,68 @@
+//! The JSON Schema in `schema/` agrees with the engine: every valid file the repo ships
+//! validates against it, and typical mistakes are caught by editors too.
+
+use serde_json::{Value, json};
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn validator() -> jsonschema::Validator {
+    jsonschema::validator_for(&read("schema/flags.schema.json"))
+        .unwrap_or_else(|e| panic!("the schema is invalid: {e}"))
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn the_demo_file_and_every_spec_flag_set_validate() {
+    let v = validator();
+    let demo = read("config-store/flags.json");
+    assert_eq!(demo["$schema"], "../schema/flags.schema.json");
+    assert_eq!(errors(&v, &demo), Vec::<String>::new());
+    let index = read("crates/engine/spec/index.json");
+    for f in index["evaluation"].as_array().into_iter().flatten() {
+        let doc = read(&format!(
+            "crates/engine/spec/{}",
+            f.as_str().unwrap_or_default()
+        ));
+        let file = json!({"flags": doc["flags"], "segments": doc.get("segments").cloned().unwrap_or(json!({}))});
+        assert_eq!(errors(&v, &file), Vec::<String>::new(), "{f}");
+        assert!(edgeflags_engine::compile(&file).is_ok());
+    }
+}
+
+#[test]
+fn the_schema_catches_what_editors_should_flag() {
+    let v = validator();
+    let flag = |extra: Value| {
+        let mut f = json!({"type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off", "default": "off"});
+        if let (Some(o), Some(e)) = (f.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!({"flags": {"f": f}})
+    };
+    assert!(errors(&v, &flag(json!({}))).is_empty());
+    for bad in [
+        json!({"type": "bool"}),
+        json!({"varients": {}}),
+        json!({"rules": [{"clauses": [{"attribute": "a", "op": "within", "values": ["x"]}], "serve": "on"}]}),
+        json!({"rules": [{"clauses": [{"op": "in", "values": ["x"]}], "serve": "on"}]}),
+        json!({"default": {"split": [{"variant": "on", "weight": 150}]}}),
+        json!({"expires": "soon"}),
+    ] {
+        assert!(
+            !errors(&v, &flag(bad.clone())).is_empty(),
+            "the schema accepts {bad}"
+        );
+    }
+}
