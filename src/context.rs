@@ -89,7 +89,13 @@ fn apply_preview(rc: &mut RequestContext, token: &str) {
         country: claims.country.clone(),
         region: claims.region.clone(),
         city: claims.city.clone(),
-        continent: claims.continent.clone(),
+        continent: claims.continent.clone().or_else(|| {
+            claims
+                .country
+                .as_deref()
+                .and_then(attributes::continent_for)
+                .map(str::to_string)
+        }),
         utc_offset: None,
     };
     if place.country.is_some() {

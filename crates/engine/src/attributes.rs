@@ -70,6 +70,49 @@ pub fn language_from_accept_language(header: &str) -> Option<String> {
     best.map(|(_, p)| p.to_ascii_lowercase())
 }
 
+/// The continent code (AF, AN, AS, EU, NA, OC, SA) of a country, for the common ones.
+pub fn continent_for(country: &str) -> Option<&'static str> {
+    const TABLE: &[(&str, &[&str])] = &[
+        (
+            "AF",
+            &[
+                "DZ", "EG", "ET", "GH", "KE", "MA", "NG", "SN", "TN", "TZ", "UG", "ZA",
+            ],
+        ),
+        (
+            "AS",
+            &[
+                "AE", "BD", "CN", "HK", "ID", "IL", "IN", "IR", "IQ", "JO", "JP", "KR", "KW", "KZ",
+                "LB", "LK", "MY", "NP", "PH", "PK", "QA", "SA", "SG", "TH", "TR", "TW", "VN",
+            ],
+        ),
+        (
+            "EU",
+            &[
+                "AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB", "GR",
+                "HR", "HU", "IE", "IS", "IT", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO",
+                "RS", "RU", "SE", "SI", "SK", "UA",
+            ],
+        ),
+        (
+            "NA",
+            &[
+                "CA", "CR", "CU", "DO", "GT", "HN", "JM", "MX", "PA", "PR", "SV", "US",
+            ],
+        ),
+        ("OC", &["AU", "FJ", "NZ", "PG"]),
+        (
+            "SA",
+            &["AR", "BO", "BR", "CL", "CO", "EC", "PE", "PY", "UY", "VE"],
+        ),
+    ];
+    let c = country.to_ascii_uppercase();
+    TABLE
+        .iter()
+        .find(|(_, cs)| cs.contains(&c.as_str()))
+        .map(|(k, _)| *k)
+}
+
 /// The IANA zone of a country (ISO 3166-1 alpha-2) and region (the ISO 3166-2 part after
 /// the dash), when that is unambiguous; `None` when the country spans several zones and
 /// the region does not settle it.
@@ -273,6 +316,13 @@ mod tests {
             Some("pt")
         );
         assert_eq!(language_from_accept_language("").as_deref(), None);
+    }
+
+    #[test]
+    fn continents() {
+        assert_eq!(continent_for("jp"), Some("AS"));
+        assert_eq!(continent_for("BR"), Some("SA"));
+        assert_eq!(continent_for("ZZ"), None);
     }
 
     #[test]
