@@ -9,8 +9,9 @@ mod geo;
 mod origin;
 mod response;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use fastly::http::serve::Serve;
 use fastly::{Request, Response};
 
 /// The name of the config store that holds the packed flag snapshot.
@@ -20,17 +21,32 @@ pub const SECRET_STORE: &str = "edgeflags_secrets";
 /// The log endpoint for operator messages (config problems, ignored tokens).
 pub const OPS_LOG: &str = "edgeflags_ops";
 
+/// What one instance keeps between the requests it serves: the compiled snapshot and a
+/// request counter. Nothing of a request's own state (user, context, cookies, preview)
+/// is kept.
+#[derive(Default)]
+struct Instance {
+    cache: config::Cache,
+    requests: u64,
+}
+
 fn main() {
-    let req = Request::from_client();
-    let resp = handle(req);
-    resp.send_to_client();
+    // Reusable sandboxes: one instance may serve several requests, so a compiled
+    // snapshot is loaded once and then revalidated by the pointer lookup alone.
+    let mut instance = Instance::default();
+    Serve::new()
+        .with_max_requests(10_000)
+        .with_max_lifetime(Duration::from_secs(300))
+        .with_timeout(Duration::from_secs(5))
+        .run_with_context(handle, &mut instance);
 }
 
 /// Handles one request. Never fails: every problem becomes a response with the right
 /// status (see [`response::status_page`]).
-fn handle(req: Request) -> Response {
+fn handle(req: Request, instance: &mut Instance) -> Response {
     let started = Instant::now();
-    let loaded = config::load();
+    instance.requests += 1;
+    let loaded = config::load(&mut instance.cache);
     let config_done = Instant::now();
     let path = req.get_path().to_string();
     let mut resp = if path == "/.edgeflags/health" {
@@ -41,13 +57,16 @@ fn handle(req: Request) -> Response {
     };
     let eval_done = Instant::now();
     resp.set_header("edgeflags-snapshot", loaded.version.as_str());
+    // Debug: the ordinal of this request in its instance (2 and up prove reuse).
+    resp.set_header("edgeflags-instance-request", instance.requests.to_string());
     resp.set_header(
         "server-timing",
         format!(
-            "config;dur={:.3};desc=\"lookups={} source={}\", edge;dur={:.3}",
+            "config;dur={:.3};desc=\"lookups={} source={} cached={}\", edge;dur={:.3}",
             (config_done - started).as_secs_f64() * 1000.0,
             loaded.lookups,
             loaded.source.name(),
+            loaded.reused,
             (eval_done - config_done).as_secs_f64() * 1000.0,
         ),
     );

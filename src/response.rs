@@ -30,6 +30,7 @@ pub fn health(loaded: &Loaded) -> Response {
         "slot": loaded.slot,
         "flags": loaded.snapshot.as_ref().map(|s| s.len()).unwrap_or(0),
         "lookups": loaded.lookups,
+        "cached": loaded.reused,
         "problems": loaded.problems,
     });
     Response::from_status(StatusCode::OK)

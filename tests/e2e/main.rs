@@ -3,3 +3,4 @@
 mod foundation;
 mod personalization;
 mod preview;
+mod snapshots;
