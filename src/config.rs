@@ -80,14 +80,14 @@ pub fn load(cache: &mut Cache) -> Loaded {
         ));
         return embedded(cache, problems, 1);
     };
-    if let Some((text, loaded)) = &cache.store {
-        if *text == pointer {
-            return Loaded {
-                lookups: 1,
-                reused: true,
-                ..loaded.clone()
-            };
-        }
+    if let Some((text, loaded)) = &cache.store
+        && *text == pointer
+    {
+        return Loaded {
+            lookups: 1,
+            reused: true,
+            ..loaded.clone()
+        };
     }
     let key = signing_key();
     let outcome = pack::read_with_pointer(

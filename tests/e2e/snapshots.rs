@@ -197,7 +197,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
     });
     let r = fresh.send(Req::get("/").user("u-100"));
     assert_eq!(r.status, 200);
-    assert_eq!(r.decision("rollout-042").is_some(), true);
+    assert!(r.decision("rollout-042").is_some());
     let n = lookups(&r);
     assert!(n <= 8, "{n} lookups for 100 flags ({parts} parts)");
     // Falling back reads the pointer and both slots: still within 15.
