@@ -3,9 +3,11 @@
 //! the user's context, decides every flag, and forwards the request to the origin the
 //! routes table picks, with the decisions as headers.
 
+mod auth;
 mod config;
 mod context;
 mod geo;
+mod ofrep;
 mod origin;
 mod response;
 
@@ -51,6 +53,10 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
     let path = req.get_path().to_string();
     let mut resp = if path == "/.edgeflags/health" {
         response::health(&loaded)
+    } else if path == "/.edgeflags/explain" {
+        response::explain(req, &loaded)
+    } else if path.starts_with(ofrep::PREFIX) {
+        ofrep::handle(req, &loaded)
     } else {
         let ctx = context::from_request(&req, &loaded);
         origin::forward(req, &loaded, ctx)

@@ -39,6 +39,40 @@ pub fn health(loaded: &Loaded) -> Response {
         .with_body(body.to_string())
 }
 
+/// `/.edgeflags/explain`: every decision for this request (GET) or for a given context
+/// (POST `{"context": {...}}`), with reasons, rules and buckets. Allowed only with the
+/// `explain_token` secret as a bearer token, or a valid preview token.
+pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
+    let Some(snapshot) = loaded.snapshot.as_deref() else {
+        return status_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No flag configuration is available.",
+        );
+    };
+    let mut rc = crate::context::from_request(&req, loaded);
+    let allowed = match crate::auth::caller(&req, "explain_token") {
+        crate::auth::Caller::Authenticated => true,
+        crate::auth::Caller::Refused => false,
+        crate::auth::Caller::Anonymous => rc.preview,
+    };
+    if !allowed {
+        log_ops("explain", "explain refused: no valid token");
+        return status_page(StatusCode::FORBIDDEN, "Explain needs a valid token.");
+    }
+    if req.get_method() == fastly::http::Method::POST {
+        let body: serde_json::Value =
+            serde_json::from_slice(&req.take_body_bytes()).unwrap_or_default();
+        if let Some(obj) = body.get("context").and_then(|c| c.as_object()) {
+            rc.ctx = edgeflags_engine::Context::from_json(obj);
+        }
+    }
+    let doc = edgeflags_engine::explain::explain(snapshot, &rc.ctx, rc.now);
+    Response::from_status(StatusCode::OK)
+        .with_header("content-type", "application/json")
+        .with_header("cache-control", "no-store")
+        .with_body(doc.to_string())
+}
+
 /// Writes one JSON line to the operator log endpoint (one `write` per line).
 pub fn log_ops(area: &str, message: &str) {
     let line = serde_json::json!({ "kind": "ops", "area": area, "message": message }).to_string();

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real edge wasm in Viceroy. One module per area.
 
 mod foundation;
+mod ofrep;
 mod personalization;
 mod preview;
 mod snapshots;

@@ -385,6 +385,10 @@ impl Req {
         r.body = body.into();
         r
     }
+    /// An OPTIONS request (a CORS preflight).
+    pub fn new_options(path: &str) -> Req {
+        Req::new("OPTIONS", path)
+    }
     fn new(method: &str, path: &str) -> Req {
         Req {
             method: method.into(),

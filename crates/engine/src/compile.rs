@@ -231,8 +231,19 @@ impl Compiler {
         self.fields(
             o,
             "$",
-            &["$schema", "description", "flags", "segments", "routes"],
+            &[
+                "$schema",
+                "description",
+                "flags",
+                "segments",
+                "routes",
+                "ofrep",
+            ],
         );
+        let ofrep = o
+            .get("ofrep")
+            .map(|v| self.ofrep(v, "$.ofrep"))
+            .unwrap_or_default();
         let empty = Map::new();
         let flags_raw = match o.get("flags") {
             Some(v) => self.object(v, "$.flags", "`flags`").unwrap_or(&empty),
@@ -310,6 +321,7 @@ impl Compiler {
                 host: None,
             }),
             fallback_route,
+            ofrep,
             fingerprint: format!("{:016x}", crate::bucket::hash64("snapshot", &canonical)),
         })
     }
@@ -1232,6 +1244,26 @@ impl Compiler {
             }
         }
         (rules, default, fallback)
+    }
+
+    fn ofrep(&mut self, v: &Value, path: &str) -> OfrepSettings {
+        let mut out = OfrepSettings::default();
+        let Some(o) = self.object(v, path, "`ofrep`") else {
+            return out;
+        };
+        self.fields(o, path, &["cors_origins", "auth"]);
+        if let Some(c) = o.get("cors_origins") {
+            out.cors_origins = self.strings(c, &join(path, "cors_origins"));
+        }
+        match o.get("auth").map(|a| (a, a.as_str())) {
+            None | Some((_, Some("optional"))) => {}
+            Some((_, Some("required"))) => out.require_auth = true,
+            Some((a, _)) => self.err(
+                &join(path, "auth"),
+                format!("{a} is not `optional` or `required`"),
+            ),
+        }
+        out
     }
 
     fn route_target(&mut self, v: &Value, id: String, path: &str) -> Option<Route> {

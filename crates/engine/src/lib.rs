@@ -15,6 +15,7 @@ pub mod bucket;
 pub mod compile;
 pub mod context;
 pub mod eval;
+pub mod explain;
 pub mod model;
 pub mod pack;
 pub mod preview;
@@ -25,7 +26,7 @@ pub use bucket::{BUCKETS, bucket_of};
 pub use compile::{CompileError, ValidationError, compile, compile_str};
 pub use context::{AttrValue, Context};
 pub use eval::{ErrorCode, Evaluation, Reason};
-pub use model::{FlagType, Snapshot};
+pub use model::{FlagType, OfrepSettings, Snapshot};
 pub use route::Route;
 pub use zone::Zone;
 

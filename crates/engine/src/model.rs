@@ -53,6 +53,7 @@ pub struct Snapshot {
     pub(crate) routes: Vec<RouteRule>,
     pub(crate) default_route: crate::route::Route,
     pub(crate) fallback_route: Option<crate::route::Route>,
+    pub(crate) ofrep: OfrepSettings,
     pub(crate) fingerprint: String,
 }
 
@@ -61,6 +62,11 @@ impl Snapshot {
     /// equal files give equal fingerprints.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The OFREP settings.
+    pub fn ofrep(&self) -> &OfrepSettings {
+        &self.ofrep
     }
 
     /// Number of flags.
@@ -82,6 +88,16 @@ impl Snapshot {
     pub fn flag(&self, key: &str) -> Option<&Flag> {
         self.index.get(key).and_then(|&i| self.flags.get(i))
     }
+}
+
+/// How the edge serves OFREP (the `ofrep` object of the flag file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfrepSettings {
+    /// Origins allowed to call from a browser (CORS); `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// When true, calls without credentials get 401; otherwise they are served as
+    /// browser calls, whose context cannot override what the edge knows.
+    pub require_auth: bool,
 }
 
 /// One flag.

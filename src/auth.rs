@@ -1,0 +1,51 @@
+//! Credentials: bearer tokens for OFREP and explain, compared in constant time, and the
+//! preview token as an alternative credential for explain.
+
+use fastly::Request;
+
+use crate::config;
+
+/// What a request proved about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials: a browser, whose context cannot override the edge's knowledge.
+    Anonymous,
+    /// Presented the configured token: a server speaking for its own end user.
+    Authenticated,
+    /// Presented credentials that are wrong.
+    Refused,
+}
+
+/// The bearer token or API key a request carries (`Authorization: Bearer …` or
+/// `X-API-Key: …`).
+pub fn presented(req: &Request) -> Option<&str> {
+    req.get_header_str("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .or_else(|| req.get_header_str("x-api-key"))
+        .map(str::trim)
+}
+
+/// Checks a request's credentials against the secret `secret_name`.
+pub fn caller(req: &Request, secret_name: &str) -> Caller {
+    let Some(given) = presented(req) else {
+        return Caller::Anonymous;
+    };
+    match config::secret(secret_name) {
+        Some(expected) if constant_time_eq(given.as_bytes(), &expected) => Caller::Authenticated,
+        _ => Caller::Refused,
+    }
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
