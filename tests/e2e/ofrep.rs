@@ -443,7 +443,13 @@ fn real_openfeature_providers_read_the_edges_decisions() {
     // The browser provider is anonymous: the edge's own geo (127.0.0.1 is New York) wins.
     assert_eq!(v["webLocale"]["value"], "en");
     // user-42 is in bucket 96203 of `checkout` (docs/bucketing.md): the second half.
-    assert_eq!((v["webCheckout"]["value"].as_str(), v["webCheckout"]["variant"].as_str()), (Some("one-page"), Some("v2")));
+    assert_eq!(
+        (
+            v["webCheckout"]["value"].as_str(),
+            v["webCheckout"]["variant"].as_str()
+        ),
+        (Some("one-page"), Some("v2"))
+    );
     assert_eq!(v["webCheckout"]["reason"], "SPLIT");
     assert_eq!(
         (

@@ -47,6 +47,15 @@ enum Command {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// Explain what a user gets for every flag, and why.
+    ///
+    /// Example: edgeflags explain config-store/flags.json --user u42 --country JP --device mobile --at 2026-11-28T21:00+09:00
+    Explain(ExplainArgs),
+    /// Simulate many synthetic users and show the variant distribution of every flag,
+    /// next to the configured split weights.
+    ///
+    /// Example: edgeflags simulate config-store/flags.json --users 100000 --countries JP=30,US=50,FR=20
+    Simulate(SimulateArgs),
     /// Mint a signed preview token that sets a visitor's geo, clock and variants.
     ///
     /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
@@ -55,6 +64,60 @@ enum Command {
     ///
     /// Example: edgeflags preview-token --country JP --at 2026-11-28T21:00+09:00 --variant checkout=v2
     PreviewToken(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// The flag file.
+    file: PathBuf,
+    /// The user key.
+    #[arg(long)]
+    user: Option<String>,
+    /// Country code; the continent and (with --region) the time zone follow from it.
+    #[arg(long)]
+    country: Option<String>,
+    /// Region code.
+    #[arg(long)]
+    region: Option<String>,
+    /// City.
+    #[arg(long)]
+    city: Option<String>,
+    /// Time zone (IANA name or ±HH:MM); derived from country and region when not given.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Device class: mobile, tablet, desktop, tv, bot.
+    #[arg(long)]
+    device: Option<String>,
+    /// Language code.
+    #[arg(long)]
+    language: Option<String>,
+    /// Any other attribute: NAME=VALUE (repeatable; numbers and true/false are typed).
+    #[arg(long = "attr", value_name = "NAME=VALUE")]
+    attrs: Vec<String>,
+    /// The instant to evaluate at (RFC 3339); now when not given.
+    #[arg(long)]
+    at: Option<String>,
+    /// Print the explanation as JSON (the document the edge's explain endpoint returns).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The flag file.
+    file: PathBuf,
+    /// Number of synthetic users.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Country mix, CODE=SHARE,... (shares are relative): users are spread over them.
+    #[arg(long)]
+    countries: Option<String>,
+    /// The instant to evaluate at (RFC 3339); now when not given.
+    #[arg(long)]
+    at: Option<String>,
+    /// Print the distribution as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +165,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             key_file,
         } => pack_file(&file, &store, key_file.as_deref()),
         Command::PreviewToken(args) => preview_token(args),
+        Command::Explain(args) => explain(args),
+        Command::Simulate(args) => simulate(args),
     }
 }
 
@@ -276,5 +341,245 @@ fn preview_token(a: PreviewArgs) -> Result<ExitCode> {
     claims.exp = now + a.ttl.max(1);
     let key = preview_key(a.key_file.as_deref())?;
     println!("{}", edgeflags_engine::preview::mint(&claims, &key));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn instant(at: Option<&str>) -> Result<chrono::DateTime<chrono::Utc>> {
+    match at {
+        Some(a) => Ok(parse_at(a)?.with_timezone(&chrono::Utc)),
+        None => Ok(chrono::DateTime::<chrono::Utc>::from(
+            std::time::SystemTime::now(),
+        )),
+    }
+}
+
+fn snapshot(file: &Path) -> Result<edgeflags_engine::Snapshot> {
+    let text = read(file)?;
+    compile_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}\nfix these first (`edgeflags validate {}`)",
+            file.display(),
+            file.display()
+        )
+    })
+}
+
+fn explain(a: ExplainArgs) -> Result<ExitCode> {
+    use edgeflags_engine::{Context, Zone, attributes};
+    let snap = snapshot(&a.file)?;
+    let now = instant(a.at.as_deref())?;
+    let mut ctx = match &a.user {
+        Some(u) => Context::with_key(u),
+        None => Context::new(),
+    };
+    let country = a.country.map(|c| c.to_ascii_uppercase());
+    let region = a.region.map(|r| r.to_ascii_uppercase());
+    if let Some(c) = &country {
+        ctx.set("country", c.as_str());
+        if let Some(cont) = attributes::continent_for(c) {
+            ctx.set("continent", cont);
+        }
+    }
+    if let Some(r) = &region {
+        ctx.set("region", r.as_str());
+    }
+    for (name, v) in [
+        ("city", &a.city),
+        ("device", &a.device),
+        ("language", &a.language),
+    ] {
+        if let Some(v) = v {
+            ctx.set(name, v.as_str());
+        }
+    }
+    let zone = match &a.zone {
+        Some(z) => Some(Zone::parse(z).with_context(|| format!("unknown time zone `{z}`"))?),
+        None => country
+            .as_deref()
+            .and_then(|c| attributes::zone_for(c, region.as_deref()))
+            .map(Zone::Named),
+    };
+    if let Some(z) = zone {
+        ctx.set_zone(z);
+    }
+    for kv in &a.attrs {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--attr takes NAME=VALUE, got `{kv}`");
+        };
+        let value: edgeflags_engine::AttrValue = match v {
+            "true" => true.into(),
+            "false" => false.into(),
+            _ => match v.parse::<f64>() {
+                Ok(n) => n.into(),
+                Err(_) => v.into(),
+            },
+        };
+        ctx.set(k, value);
+    }
+    let doc = edgeflags_engine::explain::explain(&snap, &ctx, now);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "snapshot {}  at {}",
+        doc["snapshot"].as_str().unwrap_or(""),
+        doc["now"].as_str().unwrap_or("")
+    );
+    let attrs: Vec<String> = ctx
+        .attributes()
+        .map(|(k, v)| format!("{k}={}", v.to_json()))
+        .collect();
+    println!("context  {}", attrs.join(" "));
+    println!();
+    println!("{:<24} {:<16} {:<20} why", "flag", "variant", "value");
+    for f in doc["flags"].as_array().into_iter().flatten() {
+        let mut why = f["reason"].as_str().unwrap_or("").to_string();
+        if let Some(r) = f["rule_id"].as_str() {
+            why.push_str(&format!(" rule `{r}` (#{})", f["rule_index"]));
+        }
+        if let Some(b) = f["bucket"].as_u64() {
+            why.push_str(&format!(" bucket {b}"));
+        }
+        if let Some(p) = f["prerequisite"].as_str() {
+            why.push_str(&format!(" prerequisite `{p}`"));
+        }
+        if f["scheduled"] == true {
+            why.push_str(" (outside its schedule)");
+        }
+        let mut value = f["value"].to_string();
+        if value.chars().count() > 20 {
+            value = value.chars().take(17).collect::<String>() + "...";
+        }
+        println!(
+            "{:<24} {:<16} {:<20} {why}",
+            f["key"].as_str().unwrap_or(""),
+            f["variant"].as_str().unwrap_or("-"),
+            value
+        );
+    }
+    let route = &doc["route"];
+    println!();
+    println!(
+        "route    {} -> backend {} {}",
+        route["id"].as_str().unwrap_or(""),
+        route["backend"].as_str().unwrap_or(""),
+        route["path_prefix"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn simulate(a: SimulateArgs) -> Result<ExitCode> {
+    use edgeflags_engine::{Context, Zone, attributes};
+    let snap = snapshot(&a.file)?;
+    let now = instant(a.at.as_deref())?;
+    let mix: Vec<(String, f64)> = match &a.countries {
+        None => Vec::new(),
+        Some(m) => m
+            .split(',')
+            .map(|part| {
+                let (c, share) = part
+                    .split_once('=')
+                    .with_context(|| format!("--countries takes CODE=SHARE,..., got `{part}`"))?;
+                let share: f64 = share
+                    .parse()
+                    .with_context(|| format!("bad share in `{part}`"))?;
+                Ok((c.trim().to_ascii_uppercase(), share))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let total_share: f64 = mix.iter().map(|(_, s)| s).sum();
+    // flag -> country ("*" for all) -> variant -> count
+    let mut counts: BTreeMap<String, BTreeMap<String, BTreeMap<String, usize>>> = BTreeMap::new();
+    let step = (a.users / 20).max(1);
+    for i in 0..a.users {
+        if a.users >= 50_000 && i % step == 0 && !a.json {
+            eprint!("\rsimulating: {:>3}%", i * 100 / a.users);
+        }
+        let mut ctx = Context::with_key(&format!("sim-user-{i}"));
+        let mut country = None;
+        if !mix.is_empty() && total_share > 0.0 {
+            // Spread users over the mix deterministically by position.
+            let x = (i as f64 + 0.5) / a.users as f64 * total_share;
+            let mut acc = 0.0;
+            for (c, s) in &mix {
+                acc += s;
+                if x < acc {
+                    country = Some(c.clone());
+                    break;
+                }
+            }
+        }
+        if let Some(c) = &country {
+            ctx.set("country", c.as_str());
+            if let Some(cont) = attributes::continent_for(c) {
+                ctx.set("continent", cont);
+            }
+            if let Some(z) = attributes::zone_for(c, None) {
+                ctx.set_zone(Zone::Named(z));
+            }
+        }
+        for e in snap.evaluate_all(&ctx, now) {
+            let v = e.variant.unwrap_or("-").to_string();
+            let per_flag = counts.entry(e.key.to_string()).or_default();
+            *per_flag
+                .entry("*".into())
+                .or_default()
+                .entry(v.clone())
+                .or_default() += 1;
+            if let Some(c) = &country {
+                *per_flag.entry(c.clone()).or_default().entry(v).or_default() += 1;
+            }
+        }
+    }
+    if a.users >= 50_000 && !a.json {
+        eprintln!("\rsimulating: 100%");
+    }
+    let mut report = serde_json::Map::new();
+    for key in snap.flag_keys() {
+        let flag = snap.flag(key).context("flag vanished")?;
+        let configured: BTreeMap<String, f64> = flag
+            .default_split()
+            .map(|s| {
+                s.weights()
+                    .map(|(v, w)| (flag.variant_name(v).to_string(), f64::from(w) / 1000.0))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let per = counts.get(key).cloned().unwrap_or_default();
+        report.insert(
+            key.to_string(),
+            serde_json::json!({"configured_default_split": configured, "counts": per}),
+        );
+        if a.json {
+            continue;
+        }
+        println!("{key}");
+        for (scope, variants) in &per {
+            let n: usize = variants.values().sum();
+            let label = if scope == "*" {
+                "all users".to_string()
+            } else {
+                format!("country {scope}")
+            };
+            let parts: Vec<String> = variants
+                .iter()
+                .map(|(v, c)| {
+                    let pct = *c as f64 * 100.0 / n.max(1) as f64;
+                    match (scope.as_str(), configured.get(v)) {
+                        ("*", Some(w)) => format!("{v} {pct:.2}% (split {w}%)"),
+                        _ => format!("{v} {pct:.2}%"),
+                    }
+                })
+                .collect();
+            println!("  {label:<14} {n:>8} users: {}", parts.join(", "));
+        }
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(report))?
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
