@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use edgeflags_engine::{Snapshot, compile_str, pack};
+use edgeflags_engine::{Snapshot, compile_packed, pack};
 use fastly::{ConfigStore, SecretStore};
 
 use crate::{CONFIG_STORE, SECRET_STORE};
@@ -107,7 +107,7 @@ pub fn load(cache: &mut Cache) -> Loaded {
                     l.version
                 ));
             }
-            match compile_str(&l.payload) {
+            match compile_packed(&l.payload, &l.version) {
                 Ok(snapshot) => {
                     report(&problems);
                     let loaded = Loaded {
@@ -140,7 +140,7 @@ fn embedded(cache: &mut Cache, mut problems: Vec<String>, lookups: u32) -> Loade
     let reused = cache.embedded.is_some();
     let snapshot = match &cache.embedded {
         Some(s) => Some(s.clone()),
-        None => match compile_str(EMBEDDED) {
+        None => match compile_packed(EMBEDDED, EMBEDDED_VERSION) {
             Ok(s) => {
                 let s = Rc::new(s);
                 cache.embedded = Some(s.clone());

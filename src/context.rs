@@ -32,7 +32,7 @@ pub struct RequestContext {
 }
 
 /// Builds the context of a client request.
-pub fn from_request(req: &Request, _loaded: &Loaded) -> RequestContext {
+pub fn from_request(req: &Request, loaded: &Loaded) -> RequestContext {
     let (key, new_id) = match user_key(req) {
         Some(k) => (k, None),
         None => {
@@ -54,6 +54,9 @@ pub fn from_request(req: &Request, _loaded: &Loaded) -> RequestContext {
     {
         ctx.set("language", lang);
     }
+    if let Some(snapshot) = loaded.snapshot.as_deref() {
+        set_custom(&mut ctx, req, snapshot.request_context());
+    }
     let mut rc = RequestContext {
         ctx,
         now: now(),
@@ -64,6 +67,32 @@ pub fn from_request(req: &Request, _loaded: &Loaded) -> RequestContext {
         apply_preview(&mut rc, &token);
     }
     rc
+}
+
+/// The longest custom attribute value taken from a request.
+const MAX_CUSTOM: usize = 256;
+
+/// Sets the custom attributes the flag file allows from headers, cookies and query
+/// parameters. Oversized values, and values with control characters, are ignored.
+fn set_custom(ctx: &mut Context, req: &Request, allowed: &edgeflags_engine::ContextSettings) {
+    let ok = |v: &str| v.len() <= MAX_CUSTOM && !v.chars().any(char::is_control);
+    for (header, attr) in &allowed.headers {
+        if let Some(v) = req.get_header_str(header.as_str()).filter(|v| ok(v)) {
+            ctx.set(attr, v.trim());
+        }
+    }
+    for (name, attr) in &allowed.cookies {
+        if let Some(v) = cookie(req, name).filter(|v| ok(v)) {
+            ctx.set(attr, v);
+        }
+    }
+    if !allowed.query.is_empty() && req.get_query_str().is_some_and(|q| q.len() <= 4096) {
+        for (param, attr) in &allowed.query {
+            if let Some(v) = req.get_query_parameter(param).filter(|v| ok(v)) {
+                ctx.set(attr, v);
+            }
+        }
+    }
 }
 
 /// The preview token of a request: the header, else the cookie, else the query parameter.

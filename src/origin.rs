@@ -17,6 +17,24 @@ pub const HEADER_PREFIX: &str = "edgeflags-";
 /// The decisions header: `flag=variant; flag=variant`.
 pub const DECISIONS_HEADER: &str = "edgeflags-decisions";
 
+/// The cache key sent to the origin (hex), so it can see what the edge caches by.
+pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
+
+/// SHA-256 of the backend, method, URL (with the routed path) and content decisions.
+fn cache_key(backend: &str, req: &Request, content: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"edgeflags-cache-v1\n");
+    h.update(backend.as_bytes());
+    h.update(b"\n");
+    h.update(req.get_method_str().as_bytes());
+    h.update(b"\n");
+    h.update(req.get_url_str().as_bytes());
+    h.update(b"\n");
+    h.update(content.as_bytes());
+    h.finalize().into()
+}
+
 /// A failed send that took at least this long is reported as a timeout (504).
 const SLOW_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -53,14 +71,21 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
         req.remove_header(name);
     }
     let mut decisions = String::new();
+    let mut content = String::new();
     for e in snapshot.evaluate_all(&rc.ctx, rc.now) {
         if let Some(v) = e.variant {
-            if !decisions.is_empty() {
-                decisions.push_str("; ");
+            let is_content = snapshot.flag(e.key).is_some_and(|f| f.metadata().content);
+            for out in [Some(&mut decisions), is_content.then_some(&mut content)]
+                .into_iter()
+                .flatten()
+            {
+                if !out.is_empty() {
+                    out.push_str("; ");
+                }
+                out.push_str(e.key);
+                out.push('=');
+                out.push_str(v);
             }
-            decisions.push_str(e.key);
-            decisions.push('=');
-            decisions.push_str(v);
         }
     }
     req.set_header(DECISIONS_HEADER, decisions);
@@ -76,10 +101,10 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
         .fallback_route()
         .filter(|f| f.backend != route.backend);
     let retry = fallback.map(|_| req.clone_with_body());
-    let mut resp = match send(req, route, &original_path) {
+    let mut resp = match send(req, route, &original_path, &content) {
         Ok(r) => r,
         Err(first) => match (fallback, retry) {
-            (Some(fb), Some(again)) => match send(again, fb, &original_path) {
+            (Some(fb), Some(again)) => match send(again, fb, &original_path, &content) {
                 Ok(r) => r,
                 Err(_) => first.page(),
             },
@@ -127,7 +152,12 @@ impl Failure {
     }
 }
 
-fn send(mut req: Request, route: &Route, original_path: &str) -> Result<Response, Failure> {
+fn send(
+    mut req: Request,
+    route: &Route,
+    original_path: &str,
+    content: &str,
+) -> Result<Response, Failure> {
     req.set_header("edgeflags-route", route.id.as_str());
     let path = match &route.path_prefix {
         Some(prefix) => format!("{prefix}{original_path}"),
@@ -138,6 +168,11 @@ fn send(mut req: Request, route: &Route, original_path: &str) -> Result<Response
         req.set_header("host", host.as_str());
     }
     let backend = route.backend.as_str();
+    // The cache key: the backend, the request as sent, and the decisions that change
+    // content, never the user. One cached object serves every user of the same variants.
+    let key = cache_key(backend, &req, content);
+    req.set_header(CACHE_KEY_HEADER, edgeflags_engine::pack::hex(&key));
+    req.set_cache_key(key.to_vec());
     let started = std::time::Instant::now();
     match req.send(backend) {
         Ok(r) if r.get_status().is_server_error() => {

@@ -11,7 +11,9 @@ use viceroy_lib::{ExecuteCtx, ProfilingConfig, WasmFeatures};
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let module = args.next().context("usage: edgeflags-wasm-run module.wasm [args...]")?;
+    let module = args
+        .next()
+        .context("usage: edgeflags-wasm-run module.wasm [args...]")?;
     let rest: Vec<String> = args.collect();
     let ctx = ExecuteCtx::new(
         &module,

@@ -185,3 +185,104 @@ fn an_origin_503_is_a_clean_503_or_the_fallback() {
         (200, Some("origin_us"))
     );
 }
+
+fn cache_key(r: &edgeflags_e2e::Reply) -> String {
+    r.origin_saw()["headers"]["edgeflags-cache-key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_cache_key_carries_the_content_decisions_never_the_user() {
+    let app = app("demo", AppSpec::demo);
+    // user-1 and user-2 both get checkout v1 (buckets 36503 and 27615, docs/bucketing.md);
+    // user-42 gets v2 (bucket 96203).
+    let a = app.send(
+        Req::get("/shoes?page=2")
+            .from("203.0.113.30")
+            .user("user-1"),
+    );
+    let b = app.send(
+        Req::get("/shoes?page=2")
+            .from("203.0.113.30")
+            .user("user-2"),
+    );
+    let c = app.send(
+        Req::get("/shoes?page=2")
+            .from("203.0.113.30")
+            .user("user-42"),
+    );
+    let d = app.send(
+        Req::get("/shoes?page=3")
+            .from("203.0.113.30")
+            .user("user-1"),
+    );
+    let e = app.send(
+        Req::get("/shoes?page=2")
+            .from("203.0.113.20")
+            .user("user-1"),
+    );
+    assert_eq!(cache_key(&a).len(), 64);
+    assert_eq!(
+        cache_key(&a),
+        cache_key(&b),
+        "same variants, same object, whoever the user"
+    );
+    assert_ne!(
+        cache_key(&a),
+        cache_key(&c),
+        "another checkout variant is another object"
+    );
+    assert_ne!(
+        cache_key(&a),
+        cache_key(&d),
+        "another URL is another object"
+    );
+    assert_ne!(
+        cache_key(&a),
+        cache_key(&e),
+        "another locale and origin is another object"
+    );
+}
+
+#[test]
+fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
+    let mut f = demo_flags();
+    f["context"] = json!({"headers": {"x-plan": "plan"}, "cookies": {"plan_cookie": "plan"}, "query": {"utm_source": "source"}});
+    f["flags"]["pro-feature"] = json!({
+        "type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off", "default": "off",
+        "rules": [
+            {"id": "pro", "clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}], "serve": "on"},
+            {"id": "newsletter", "clauses": [{"attribute": "source", "op": "in", "values": ["newsletter"]}], "serve": "on"},
+            {"id": "other", "clauses": [{"attribute": "x-other", "op": "exists"}], "serve": "on"}
+        ]
+    });
+    let app = app("custom-attributes", || {
+        AppSpec::demo().store(Store::Flags(f, None))
+    });
+    let pro = |r: Req| app.send(r).decision("pro-feature");
+    assert_eq!(
+        pro(Req::get("/").user("u").header("x-plan", "pro")).as_deref(),
+        Some("on")
+    );
+    assert_eq!(
+        pro(Req::get("/").header("cookie", "ef_uid=u; plan_cookie=pro")).as_deref(),
+        Some("on")
+    );
+    assert_eq!(
+        pro(Req::get("/?utm_source=newsletter").user("u")).as_deref(),
+        Some("on")
+    );
+    assert_eq!(
+        pro(Req::get("/").user("u").header("x-other", "1")).as_deref(),
+        Some("off"),
+        "not on the allow-list"
+    );
+    assert_eq!(
+        pro(Req::get("/").user("u").header("x-plan", &"pro".repeat(100))).as_deref(),
+        Some("off"),
+        "oversized values are ignored"
+    );
+    assert_eq!(pro(Req::get("/").user("u")).as_deref(), Some("off"));
+}

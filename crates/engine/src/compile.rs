@@ -73,9 +73,29 @@ pub fn compile_str(text: &str) -> Result<Snapshot, CompileError> {
     compile(&v)
 }
 
+/// Compiles a snapshot payload that `pack` wrote (so it was validated in full when it was
+/// packed), at the edge: the same checks except the per-flag size limit, and `version`
+/// (the packed snapshot's version) is taken as the fingerprint instead of re-serialising
+/// the whole file to compute it. Both are whole-file passes the edge would pay per load.
+pub fn compile_packed(text: &str, version: &str) -> Result<Snapshot, CompileError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| CompileError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    run(&v, Some(version))
+}
+
 /// Compiles a parsed flag file.
 pub fn compile(root: &Value) -> Result<Snapshot, CompileError> {
-    let mut c = Compiler::default();
+    run(root, None)
+}
+
+fn run(root: &Value, packed_version: Option<&str>) -> Result<Snapshot, CompileError> {
+    let mut c = Compiler {
+        packed_version: packed_version.map(str::to_string),
+        ..Compiler::default()
+    };
     let snap = c.file(root);
     match (snap, c.errors.is_empty()) {
         (Some(s), true) => Ok(s),
@@ -95,6 +115,8 @@ struct Compiler {
     /// Variant names of each flag, by flag index.
     flag_variants: Vec<Vec<String>>,
     segment_index: HashMap<String, usize>,
+    /// Set when compiling a packed snapshot: its version, used as the fingerprint.
+    packed_version: Option<String>,
 }
 
 /// Every clause operator (`equals` is another name for `in`).
@@ -238,11 +260,16 @@ impl Compiler {
                 "segments",
                 "routes",
                 "ofrep",
+                "context",
             ],
         );
         let ofrep = o
             .get("ofrep")
             .map(|v| self.ofrep(v, "$.ofrep"))
+            .unwrap_or_default();
+        let request_context = o
+            .get("context")
+            .map(|v| self.context_settings(v, "$.context"))
             .unwrap_or_default();
         let empty = Map::new();
         let flags_raw = match o.get("flags") {
@@ -279,7 +306,8 @@ impl Compiler {
         for (k, v) in flags_raw {
             let path = join("$.flags", k);
             check_key(self, k, &path);
-            if let Ok(text) = serde_json::to_string(v)
+            if self.packed_version.is_none()
+                && let Ok(text) = serde_json::to_string(v)
                 && text.len() > crate::MAX_FLAG_CHARS
             {
                 self.err(
@@ -308,7 +336,13 @@ impl Compiler {
             .enumerate()
             .map(|(i, f)| (f.key.clone().into_boxed_str(), i))
             .collect();
-        let canonical = serde_json::to_string(root).unwrap_or_default();
+        let fingerprint = match &self.packed_version {
+            Some(v) => v.clone(),
+            None => {
+                let canonical = serde_json::to_string(root).unwrap_or_default();
+                format!("{:016x}", crate::bucket::hash64("snapshot", &canonical))
+            }
+        };
         Some(Snapshot {
             flags,
             index,
@@ -322,7 +356,8 @@ impl Compiler {
             }),
             fallback_route,
             ofrep,
-            fingerprint: format!("{:016x}", crate::bucket::hash64("snapshot", &canonical)),
+            request_context,
+            fingerprint,
         })
     }
 
@@ -1244,6 +1279,61 @@ impl Compiler {
             }
         }
         (rules, default, fallback)
+    }
+
+    fn context_settings(&mut self, v: &Value, path: &str) -> ContextSettings {
+        let mut out = ContextSettings::default();
+        let Some(o) = self.object(v, path, "`context`") else {
+            return out;
+        };
+        self.fields(o, path, &["headers", "cookies", "query"]);
+        let reserved = [
+            "key",
+            "country",
+            "region",
+            "city",
+            "continent",
+            "timezone",
+            "device",
+            "language",
+            "now",
+        ];
+        for (field, list) in [
+            ("headers", &mut out.headers),
+            ("cookies", &mut out.cookies),
+            ("query", &mut out.query),
+        ] {
+            let Some(m) = o.get(field) else { continue };
+            let fpath = join(path, field);
+            let Some(m) = self.object(m, &fpath, "an allow-list (source name to attribute name)")
+            else {
+                continue;
+            };
+            for (source, attr) in m {
+                let p = join(&fpath, source);
+                let Some(attr) = self.string(attr, &p) else {
+                    continue;
+                };
+                if reserved.contains(&attr.as_str()) {
+                    self.err(
+                        &p,
+                        format!(
+                            "`{attr}` is set by the edge itself and cannot come from a request"
+                        ),
+                    );
+                    continue;
+                }
+                if field == "headers" && source.to_ascii_lowercase().starts_with("edgeflags-") {
+                    self.err(
+                        &p,
+                        "headers starting with edgeflags- are removed before the edge reads them",
+                    );
+                    continue;
+                }
+                list.push((source.clone(), attr));
+            }
+        }
+        out
     }
 
     fn ofrep(&mut self, v: &Value, path: &str) -> OfrepSettings {

@@ -23,10 +23,10 @@ pub mod route;
 pub mod zone;
 
 pub use bucket::{BUCKETS, bucket_of};
-pub use compile::{CompileError, ValidationError, compile, compile_str};
+pub use compile::{CompileError, ValidationError, compile, compile_packed, compile_str};
 pub use context::{AttrValue, Context};
 pub use eval::{ErrorCode, Evaluation, Reason};
-pub use model::{FlagType, OfrepSettings, Snapshot};
+pub use model::{ContextSettings, FlagType, OfrepSettings, Snapshot};
 pub use route::Route;
 pub use zone::Zone;
 

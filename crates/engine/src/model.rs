@@ -54,6 +54,7 @@ pub struct Snapshot {
     pub(crate) default_route: crate::route::Route,
     pub(crate) fallback_route: Option<crate::route::Route>,
     pub(crate) ofrep: OfrepSettings,
+    pub(crate) request_context: ContextSettings,
     pub(crate) fingerprint: String,
 }
 
@@ -62,6 +63,11 @@ impl Snapshot {
     /// equal files give equal fingerprints.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The custom attributes allowed from requests.
+    pub fn request_context(&self) -> &ContextSettings {
+        &self.request_context
     }
 
     /// The OFREP settings.
@@ -88,6 +94,18 @@ impl Snapshot {
     pub fn flag(&self, key: &str) -> Option<&Flag> {
         self.index.get(key).and_then(|&i| self.flags.get(i))
     }
+}
+
+/// Custom attributes the edge takes from a request (the `context` object of the flag
+/// file): for each allowed header, cookie and query parameter, the attribute it sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContextSettings {
+    /// (header name, attribute).
+    pub headers: Vec<(String, String)>,
+    /// (cookie name, attribute).
+    pub cookies: Vec<(String, String)>,
+    /// (query parameter, attribute).
+    pub query: Vec<(String, String)>,
 }
 
 /// How the edge serves OFREP (the `ofrep` object of the flag file).

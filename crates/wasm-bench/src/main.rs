@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
-use edgeflags_engine::{Context, compile_str, pack};
+use edgeflags_engine::{Context, compile_packed, compile_str, pack};
 use serde_json::{Value, json};
 
 fn flag_file(n: usize) -> Value {
@@ -41,13 +41,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
-    let ctx = Context::with_key("user-4242").with("country", "US").with("device", "mobile");
-    println!("| flags | payload bytes | store parts | fresh: load + evaluate all (µs) | reused: pointer check + evaluate all (µs) |");
+    let ctx = Context::with_key("user-4242")
+        .with("country", "US")
+        .with("device", "mobile");
+    println!(
+        "| flags | payload bytes | store parts | fresh: load + evaluate all (µs) | reused: pointer check + evaluate all (µs) |"
+    );
     println!("| --- | --- | --- | --- | --- |");
     for n in [10usize, 100, 300] {
         let file = flag_file(n);
         let payload = file.to_string();
-        let version = compile_str(&payload).map(|s| s.fingerprint().to_string()).unwrap_or_default();
+        let version = compile_str(&payload)
+            .map(|s| s.fingerprint().to_string())
+            .unwrap_or_default();
         let mut store = BTreeMap::new();
         if let Ok(p) = pack::pack(&payload, &version, &store, None) {
             p.apply(&mut store);
@@ -59,8 +65,15 @@ fn main() {
         for _ in 0..rounds {
             let t = Instant::now();
             let loaded = pack::read(|k| store.get(k).cloned(), None);
-            let snap = loaded.result.ok().and_then(|l| compile_str(&l.payload).ok());
-            let count = snap.as_ref().map(|s| s.evaluate_all(&ctx, now).filter(|e| e.variant.is_some()).count());
+            let snap = loaded
+                .result
+                .ok()
+                .and_then(|l| compile_packed(&l.payload, &l.version).ok());
+            let count = snap.as_ref().map(|s| {
+                s.evaluate_all(&ctx, now)
+                    .filter(|e| e.variant.is_some())
+                    .count()
+            });
             black_box(count);
             fresh.push(t.elapsed().as_secs_f64() * 1e6);
         }
@@ -70,10 +83,19 @@ fn main() {
             let t = Instant::now();
             let current = store.get(pack::POINTER_KEY).cloned().unwrap_or_default();
             let same = black_box(&current) == &pointer;
-            let count = snap.as_ref().filter(|_| same).map(|s| s.evaluate_all(&ctx, now).filter(|e| e.variant.is_some()).count());
+            let count = snap.as_ref().filter(|_| same).map(|s| {
+                s.evaluate_all(&ctx, now)
+                    .filter(|e| e.variant.is_some())
+                    .count()
+            });
             black_box(count);
             warm.push(t.elapsed().as_secs_f64() * 1e6);
         }
-        println!("| {n} | {} | {parts} | {:.1} | {:.1} |", payload.len(), median(fresh), median(warm));
+        println!(
+            "| {n} | {} | {parts} | {:.1} | {:.1} |",
+            payload.len(),
+            median(fresh),
+            median(warm)
+        );
     }
 }
