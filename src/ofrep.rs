@@ -98,13 +98,12 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
         }
         json_response(StatusCode::BAD_REQUEST, body)
     };
-    let bytes = req.take_body_bytes();
-    if bytes.len() > MAX_BODY {
+    let Some(bytes) = crate::response::read_body(req, MAX_BODY) else {
         return failure(
             "PARSE_ERROR",
             format!("the request body is over {MAX_BODY} bytes"),
         );
-    }
+    };
     let body: Value = if bytes.is_empty() {
         json!({})
     } else {

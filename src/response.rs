@@ -60,8 +60,13 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
         return status_page(StatusCode::FORBIDDEN, "Explain needs a valid token.");
     }
     if req.get_method() == fastly::http::Method::POST {
-        let body: serde_json::Value =
-            serde_json::from_slice(&req.take_body_bytes()).unwrap_or_default();
+        let Some(bytes) = read_body(&mut req, 64 * 1024) else {
+            return status_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            );
+        };
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if let Some(obj) = body.get("context").and_then(|c| c.as_object()) {
             rc.ctx = edgeflags_engine::Context::from_json(obj);
         }
@@ -71,6 +76,16 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
         .with_header("content-type", "application/json")
         .with_header("cache-control", "no-store")
         .with_body(doc.to_string())
+}
+
+/// Reads a request body of at most `limit` bytes; `None` when it is longer. Never reads
+/// more than `limit + 1` bytes, whatever the client sends.
+pub fn read_body(req: &mut fastly::Request, limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let body = req.take_body();
+    body.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
+    (out.len() <= limit).then_some(out)
 }
 
 /// Writes one JSON line to the operator log endpoint (one `write` per line).

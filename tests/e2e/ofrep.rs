@@ -420,11 +420,43 @@ fn real_openfeature_providers_read_the_edges_decisions() {
     );
     let v: Value = serde_json::from_str(out.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(
-        v["serverLocale"],
-        json!({"value": "ja", "variant": "ja", "reason": "TARGETING_MATCH", "errorCode": null})
+    // What `edgeflags explain` says for the same flags and context (the CLI prints
+    // exactly this document with --json).
+    let snap = edgeflags_engine::compile(&flags()).unwrap_or_else(|e| panic!("{e}"));
+    let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+    let explained = |ctx: Value, flag: &str| {
+        let ctx =
+            edgeflags_engine::Context::from_json(ctx.as_object().unwrap_or(&Default::default()));
+        let doc = edgeflags_engine::explain::explain(&snap, &ctx, now);
+        doc["flags"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["key"] == flag))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let same = |got: &Value, want: &Value, what: &str| {
+        assert_eq!(got["value"], want["value"], "{what}: value");
+        assert_eq!(got["variant"], want["variant"], "{what}: variant");
+        assert_eq!(got["reason"], want["openfeature_reason"], "{what}: reason");
+        assert_eq!(got["errorCode"], Value::Null, "{what}: error");
+    };
+    let jp = json!({"targetingKey": "user-42", "country": "JP", "device": "mobile"});
+    same(
+        &v["serverLocale"],
+        &explained(jp.clone(), "locale"),
+        "server locale",
     );
-    assert_eq!(v["serverSearch"]["value"], true);
+    same(
+        &v["serverSearch"],
+        &explained(jp, "new-search"),
+        "server new-search",
+    );
+    same(
+        &v["serverCheckout"],
+        &explained(json!({"targetingKey": "u-beta-1"}), "checkout"),
+        "server checkout",
+    );
+    assert_eq!(v["serverLocale"]["value"], "ja");
     assert_eq!(v["serverCheckout"]["variant"], "v2");
     assert_eq!(
         (
@@ -440,17 +472,29 @@ fn real_openfeature_providers_read_the_edges_decisions() {
         ),
         (Some(7), Some("TYPE_MISMATCH"))
     );
-    // The browser provider is anonymous: the edge's own geo (127.0.0.1 is New York) wins.
+    // The browser provider is anonymous: the edge's own geo (127.0.0.1 is New York) wins
+    // over the JP in its context.
+    let web_ctx =
+        json!({"targetingKey": "user-42", "country": "US", "region": "NY", "continent": "NA"});
+    same(
+        &v["webLocale"],
+        &explained(web_ctx.clone(), "locale"),
+        "web locale",
+    );
+    same(
+        &v["webCheckout"],
+        &explained(web_ctx, "checkout"),
+        "web checkout",
+    );
     assert_eq!(v["webLocale"]["value"], "en");
     // user-42 is in bucket 96203 of `checkout` (docs/bucketing.md): the second half.
     assert_eq!(
         (
             v["webCheckout"]["value"].as_str(),
-            v["webCheckout"]["variant"].as_str()
+            v["webCheckout"]["reason"].as_str()
         ),
-        (Some("one-page"), Some("v2"))
+        (Some("one-page"), Some("SPLIT"))
     );
-    assert_eq!(v["webCheckout"]["reason"], "SPLIT");
     assert_eq!(
         (
             v["webMissing"]["value"].as_str(),

@@ -286,3 +286,55 @@ fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
     );
     assert_eq!(pro(Req::get("/").user("u")).as_deref(), Some("off"));
 }
+
+#[test]
+fn device_class_comes_from_device_detection_then_the_user_agent() {
+    let app = app("demo", AppSpec::demo);
+    let device = |ua: &str| {
+        app.send(Req::get("/").user("u-dev").header("user-agent", ua))
+            .origin_saw()["headers"]["edgeflags-device"]
+            .as_str()
+            .map(str::to_string)
+    };
+    // Known to the (local) device-detection data.
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let tv = "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/94.0 Safari/537.36 WebAppManager";
+    assert_eq!(device(iphone).as_deref(), Some("mobile"));
+    assert_eq!(device(tv).as_deref(), Some("tv"));
+    // Unknown to device detection: the User-Agent fallback.
+    assert_eq!(
+        device("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36")
+            .as_deref(),
+        Some("mobile")
+    );
+    assert_eq!(
+        device("Mozilla/5.0 (Linux; Android 14; SM-X700) AppleWebKit/537.36 Safari/537.36")
+            .as_deref(),
+        Some("tablet")
+    );
+    assert_eq!(
+        device("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0").as_deref(),
+        Some("desktop")
+    );
+    assert_eq!(
+        device("Googlebot/2.1 (+http://www.google.com/bot.html)").as_deref(),
+        Some("bot")
+    );
+    // A huge User-Agent is ignored (no device from it), not an error.
+    let r = app.send(
+        Req::get("/")
+            .user("u-dev")
+            .header("user-agent", &"x".repeat(5000)),
+    );
+    assert_eq!(r.status, 200);
+    // And a JP mobile visitor gets the new search, by rule.
+    let jp = app.send(
+        Req::get("/")
+            .from("203.0.113.10")
+            .user("u-dev")
+            .header("user-agent", iphone)
+            .header("accept-language", "ja-JP,ja;q=0.9,en;q=0.5"),
+    );
+    assert_eq!(jp.decision("new-search").as_deref(), Some("on"));
+    assert_eq!(jp.origin_saw()["headers"]["edgeflags-language"], "ja");
+}
