@@ -9,6 +9,8 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use edgeflags_engine::{CompileError, compile_str, pack};
 
+use crate::live::{self, LiveStore};
+
 /// Feature flags, rollouts and localized content at the edge: the flag-file tool.
 #[derive(Debug, Parser)]
 #[command(name = "edgeflags", version, about, long_about = None)]
@@ -56,6 +58,21 @@ enum Command {
     ///
     /// Example: edgeflags simulate config-store/flags.json --users 100000 --countries JP=30,US=50,FR=20
     Simulate(SimulateArgs),
+    /// Show, flag by flag, what pushing FILE would change in the live config store.
+    /// Writes nothing.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags diff config-store/flags.json --store-id 5kxyz
+    Diff(LiveArgs),
+    /// Push FILE to the live config store: show the diff, write the idle slot and flip the
+    /// pointer, in one bulk request. The edge serves it on the next request.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags push config-store/flags.json --store-id 5kxyz
+    Push(LiveArgs),
+    /// Flip the live config store back to the previous slot and drop the version that was
+    /// active, in one bulk request: the store is as it was before the last push.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags rollback --store-id 5kxyz
+    Rollback(StoreArgs),
     /// Mint a signed preview token that sets a visitor's geo, clock and variants.
     ///
     /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
@@ -64,6 +81,30 @@ enum Command {
     ///
     /// Example: edgeflags preview-token --country JP --at 2026-11-28T21:00+09:00 --variant checkout=v2
     PreviewToken(PreviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// The config store id (or set EDGEFLAGS_STORE_ID); `fastly config-store list` shows it.
+    #[arg(long, env = "EDGEFLAGS_STORE_ID")]
+    store_id: String,
+    /// The Fastly API address (for tests and proxies).
+    #[arg(long, default_value = live::DEFAULT_API)]
+    api_url: String,
+    /// Sign (push) or verify (rollback) snapshots with the key in this file.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// The flag file.
+    file: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Show what would be written, write nothing (push).
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +207,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => pack_file(&file, &store, key_file.as_deref()),
         Command::PreviewToken(args) => preview_token(args),
         Command::Explain(args) => explain(args),
+        Command::Diff(args) => diff(args),
+        Command::Push(args) => push(args),
+        Command::Rollback(args) => rollback(args),
         Command::Simulate(args) => simulate(args),
     }
 }
@@ -581,5 +625,193 @@ fn simulate(a: SimulateArgs) -> Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::Value::Object(report))?
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_of(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    path.map(|k| {
+        std::fs::read(k).with_context(|| format!("cannot read the key file {}", k.display()))
+    })
+    .transpose()
+}
+
+/// The flag file the store's active slot holds (as JSON), if any.
+fn live_active(
+    items: &BTreeMap<String, String>,
+    key: Option<&[u8]>,
+) -> Result<Option<(String, serde_json::Value)>> {
+    if !items.contains_key(pack::POINTER_KEY) {
+        return Ok(None);
+    }
+    let outcome = pack::read(|k| items.get(k).cloned(), key);
+    let loaded = outcome.result.map_err(|why| {
+        anyhow::anyhow!(
+            "the live store's snapshot is unreadable: {}",
+            why.join("; ")
+        )
+    })?;
+    let doc = serde_json::from_str(&loaded.payload).context("the live snapshot is not JSON")?;
+    Ok(Some((loaded.version, doc)))
+}
+
+/// Flag-level differences between two flag files.
+pub fn flag_diff(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let mut lines = Vec::new();
+    let (of, nf) = (
+        old["flags"].as_object().unwrap_or(&empty),
+        new["flags"].as_object().unwrap_or(&empty),
+    );
+    for (k, v) in nf {
+        match of.get(k) {
+            None => lines.push(format!("+ flag {k}")),
+            Some(o) if o != v => {
+                let (oo, no) = (
+                    o.as_object().unwrap_or(&empty),
+                    v.as_object().unwrap_or(&empty),
+                );
+                let mut fields: Vec<&str> = no
+                    .keys()
+                    .chain(oo.keys())
+                    .map(String::as_str)
+                    .filter(|f| oo.get(*f) != no.get(*f))
+                    .collect();
+                fields.sort();
+                fields.dedup();
+                lines.push(format!("~ flag {k}: {}", fields.join(", ")));
+            }
+            Some(_) => {}
+        }
+    }
+    for k in of.keys().filter(|k| !nf.contains_key(*k)) {
+        lines.push(format!("- flag {k}"));
+    }
+    for section in ["segments", "routes", "context", "ofrep"] {
+        if old.get(section) != new.get(section) {
+            lines.push(format!("~ {section}"));
+        }
+    }
+    lines
+}
+
+fn diff(a: LiveArgs) -> Result<ExitCode> {
+    let (payload, version) = compile_file(&a.file)?;
+    let key = key_of(a.store.key_file.as_deref())?;
+    let mut store = LiveStore::connect(&a.store.store_id, Some(&a.store.api_url))?;
+    eprintln!("edgeflags: reading config store {}", a.store.store_id);
+    let items = store.items()?;
+    let new: serde_json::Value = serde_json::from_str(&payload)?;
+    print_diff(&items, key.as_deref(), &new, &version)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_diff(
+    items: &BTreeMap<String, String>,
+    key: Option<&[u8]>,
+    new: &serde_json::Value,
+    version: &str,
+) -> Result<bool> {
+    match live_active(items, key)? {
+        None => {
+            println!(
+                "the store has no snapshot yet; pushing writes version {version} with {} flags",
+                new["flags"].as_object().map(|o| o.len()).unwrap_or(0)
+            );
+            Ok(true)
+        }
+        Some((live_version, _)) if live_version == version => {
+            println!("version {version} is already live: no changes");
+            Ok(false)
+        }
+        Some((live_version, old)) => {
+            println!("live {live_version} -> file {version}");
+            let lines = flag_diff(&old, new);
+            if lines.is_empty() {
+                println!("  (formatting only)");
+            }
+            for l in lines {
+                println!("  {l}");
+            }
+            Ok(true)
+        }
+    }
+}
+
+fn push(a: LiveArgs) -> Result<ExitCode> {
+    let (payload, version) = compile_file(&a.file)?;
+    let key = key_of(a.store.key_file.as_deref())?;
+    let mut store = LiveStore::connect(&a.store.store_id, Some(&a.store.api_url))?;
+    eprintln!("edgeflags: reading config store {}", a.store.store_id);
+    let items = store.items()?;
+    let new: serde_json::Value = serde_json::from_str(&payload)?;
+    if !print_diff(&items, key.as_deref(), &new, &version)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let packed = pack::pack(&payload, &version, &items, key.as_deref())?;
+    let slot = packed.slot.map(|s| s.name()).unwrap_or("?");
+    if a.dry_run {
+        println!(
+            "dry run: would write slot {slot} ({} parts) and flip the pointer; nothing written",
+            packed.upserts.len().saturating_sub(1)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "edgeflags: writing slot {slot} ({} parts), then the pointer, in one bulk request",
+        packed.upserts.len().saturating_sub(1)
+    );
+    store.apply(&packed.upserts, &packed.deletes)?;
+    println!("pushed version {version} to slot {slot}; the edge serves it on the next request");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rollback(a: StoreArgs) -> Result<ExitCode> {
+    let key = key_of(a.key_file.as_deref())?;
+    let mut store = LiveStore::connect(&a.store_id, Some(&a.api_url))?;
+    eprintln!("edgeflags: reading config store {}", a.store_id);
+    let items = store.items()?;
+    let text = items
+        .get(pack::POINTER_KEY)
+        .context("the store has no snapshot: nothing to roll back")?;
+    let pointer: pack::Pointer =
+        serde_json::from_str(text).context("the store's pointer is unreadable")?;
+    let current = pointer.active;
+    let previous = current.other();
+    let (ok, _) = pack::read_slot(
+        |k| items.get(k).cloned(),
+        &pointer,
+        previous,
+        key.as_deref(),
+    );
+    if let Err(why) = ok {
+        bail!("cannot roll back: the previous slot is not usable ({why})");
+    }
+    let from = pointer
+        .slot(current)
+        .map(|i| i.version.clone())
+        .unwrap_or_default();
+    let to = pointer
+        .slot(previous)
+        .map(|i| i.version.clone())
+        .unwrap_or_default();
+    let parts = pointer.slot(current).map(|i| i.parts).unwrap_or(0);
+    let mut flipped = pointer.clone();
+    flipped.active = previous;
+    match current {
+        pack::Slot::A => flipped.a = None,
+        pack::Slot::B => flipped.b = None,
+    }
+    let upserts = vec![(
+        pack::POINTER_KEY.to_string(),
+        serde_json::to_string(&flipped)?,
+    )];
+    let deletes: Vec<String> = (0..parts).map(|n| current.part_key(n)).collect();
+    eprintln!(
+        "edgeflags: flipping the pointer to slot {} and dropping slot {}",
+        previous.name(),
+        current.name()
+    );
+    store.apply(&upserts, &deletes)?;
+    println!("rolled back from version {from} to {to}");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! and mint preview tokens.
 
 mod commands;
+mod live;
 
 use std::process::ExitCode;
 
