@@ -5,7 +5,7 @@
 //! call with the `ofrep_token` secret speaks for its own end user, so its body wins.
 
 use edgeflags_engine::explain::evaluation_json;
-use edgeflags_engine::{Context, ErrorCode, Evaluation, Reason};
+use edgeflags_engine::{Context, ErrorCode, Evaluation, Reason, attributes};
 use fastly::http::{Method, StatusCode};
 use fastly::{Request, Response};
 use serde_json::{Value, json};
@@ -18,15 +18,6 @@ use crate::context::{self, ID_COOKIE};
 pub const PREFIX: &str = "/ofrep/v1/";
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
-/// Attributes only the edge may set for a browser call.
-const EDGE_ONLY: [&str; 6] = [
-    "country",
-    "region",
-    "city",
-    "continent",
-    "timezone",
-    "device",
-];
 
 /// Handles a request under `/ofrep/v1/`.
 pub fn handle(mut req: Request, loaded: &Loaded) -> Response {
@@ -144,7 +135,7 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
         }
         _ => {
             for (k, v) in body_ctx.attributes() {
-                if !EDGE_ONLY.contains(&k) {
+                if !attributes::PLATFORM.contains(&k) {
                     rc.ctx.set(k, v.clone());
                 }
             }

@@ -3,7 +3,7 @@
 //! header of those names the client sent. A failing origin (refused, timed out, 5xx)
 //! gets one try of the fallback route, then a plain error page with the right status.
 
-use edgeflags_engine::{AttrValue, Route};
+use edgeflags_engine::{AttrValue, Route, attributes};
 use fastly::http::StatusCode;
 use fastly::http::request::SendErrorCause;
 use fastly::{Request, Response};
@@ -37,17 +37,6 @@ fn cache_key(backend: &str, req: &Request, content: &str) -> [u8; 32] {
 
 /// A failed send that took at least this long is reported as a timeout (504).
 const SLOW_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Attributes passed to the origin as trusted headers.
-const TRUSTED: [&str; 7] = [
-    "country",
-    "region",
-    "city",
-    "continent",
-    "timezone",
-    "device",
-    "language",
-];
 
 /// Decides every flag, picks the route and forwards the request.
 pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Response {
@@ -89,7 +78,7 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
         }
     }
     req.set_header(DECISIONS_HEADER, decisions);
-    for name in TRUSTED {
+    for name in attributes::PLATFORM.iter().chain(&["language"]) {
         if let Some(AttrValue::Str(v)) = rc.ctx.get(name) {
             req.set_header(format!("{HEADER_PREFIX}{name}"), v.as_str());
         }

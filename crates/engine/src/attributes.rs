@@ -4,6 +4,31 @@
 
 use chrono_tz::Tz;
 
+/// Attributes the edge derives from the platform (geolocation, device detection): a
+/// browser's OFREP call cannot override them, and they go to the origin as trusted headers.
+pub const PLATFORM: [&str; 6] = [
+    "country",
+    "region",
+    "city",
+    "continent",
+    "timezone",
+    "device",
+];
+
+/// Every attribute the edge sets itself: the platform ones, the user key, the language
+/// and the evaluation instant. Custom attributes from requests cannot use these names.
+pub const EDGE_SET: [&str; 9] = [
+    "key",
+    "country",
+    "region",
+    "city",
+    "continent",
+    "timezone",
+    "device",
+    "language",
+    "now",
+];
+
 /// Device classes, as the `device` attribute spells them.
 pub const DEVICE_CLASSES: [&str; 5] = ["mobile", "tablet", "desktop", "tv", "bot"];
 

@@ -1287,17 +1287,7 @@ impl Compiler {
             return out;
         };
         self.fields(o, path, &["headers", "cookies", "query"]);
-        let reserved = [
-            "key",
-            "country",
-            "region",
-            "city",
-            "continent",
-            "timezone",
-            "device",
-            "language",
-            "now",
-        ];
+        let reserved = crate::attributes::EDGE_SET;
         for (field, list) in [
             ("headers", &mut out.headers),
             ("cookies", &mut out.cookies),
