@@ -666,7 +666,13 @@ impl Compiler {
             );
             return None;
         }
-        ok.then_some(Serve::Split(Split { by, salt, slots }))
+        let prefix = crate::bucket::Prefix::new(&salt);
+        ok.then_some(Serve::Split(Split {
+            by,
+            salt,
+            slots,
+            prefix,
+        }))
     }
 
     fn rule(

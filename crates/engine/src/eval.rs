@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::bucket::{bucket_of, integer_text};
+use crate::bucket::integer_text;
 use crate::context::{AttrValue, Context};
 use crate::model::{Clause, FlagType, Op, Serve, Snapshot};
 
@@ -215,7 +215,8 @@ impl Snapshot {
                 return serve(f.off_variant, Reason::PrerequisiteFailed { flag }, None);
             }
         }
-        if let Some(key) = ctx.key()
+        if !f.targets.is_empty()
+            && let Some(key) = ctx.key()
             && let Some(&v) = f.targets.get(key)
         {
             return serve(v, Reason::Target, None);
@@ -317,7 +318,7 @@ fn split_pick(s: &crate::model::Split, ctx: &Context) -> Option<(usize, u32)> {
         }
         _ => return None,
     };
-    let b = bucket_of(&s.salt, text);
+    let b = s.prefix.bucket(text);
     s.pick(b).map(|v| (v, b))
 }
 

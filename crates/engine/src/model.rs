@@ -245,6 +245,8 @@ pub struct Split {
     /// (exclusive upper bucket bound, variant index), in order; the last bound is
     /// [`crate::BUCKETS`].
     pub slots: Vec<(u32, usize)>,
+    /// The hasher state after `salt ‖ 0x1F`, computed once at compile.
+    pub(crate) prefix: crate::bucket::Prefix,
 }
 
 impl Split {
