@@ -6,6 +6,7 @@
 mod auth;
 mod config;
 mod context;
+mod events;
 mod geo;
 mod ofrep;
 mod origin;
@@ -55,6 +56,8 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
         response::health(&loaded)
     } else if path == "/.edgeflags/explain" {
         response::explain(req, &loaded)
+    } else if path == "/.edgeflags/track" {
+        response::track(req, &loaded)
     } else if path.starts_with(ofrep::PREFIX) {
         ofrep::handle(req, &loaded)
     } else {

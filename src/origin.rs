@@ -59,9 +59,10 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
     for name in forged {
         req.remove_header(name);
     }
+    let evals: Vec<_> = snapshot.evaluate_all(&rc.ctx, rc.now).collect();
     let mut decisions = String::new();
     let mut content = String::new();
-    for e in snapshot.evaluate_all(&rc.ctx, rc.now) {
+    for e in &evals {
         if let Some(v) = e.variant {
             let is_content = snapshot.flag(e.key).is_some_and(|f| f.metadata().content);
             for out in [Some(&mut decisions), is_content.then_some(&mut content)]
@@ -77,6 +78,7 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
             }
         }
     }
+    crate::events::exposures(snapshot, &loaded.version, &rc, &evals);
     req.set_header(DECISIONS_HEADER, decisions);
     for name in attributes::PLATFORM.iter().chain(&["language"]) {
         if let Some(AttrValue::Str(v)) = rc.ctx.get(name) {

@@ -78,6 +78,55 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
         .with_body(doc.to_string())
 }
 
+/// `POST /.edgeflags/track` with `{"event": "purchase", "value": 42.5}`: logs a
+/// conversion with the variants this user is served now, and answers 204.
+pub fn track(mut req: fastly::Request, loaded: &Loaded) -> Response {
+    let Some(snapshot) = loaded.snapshot.as_deref() else {
+        return status_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No flag configuration is available.",
+        );
+    };
+    if req.get_method() != fastly::http::Method::POST {
+        return status_page(StatusCode::METHOD_NOT_ALLOWED, "Use POST.")
+            .with_header("allow", "POST");
+    }
+    let rc = crate::context::from_request(&req, loaded);
+    let Some(bytes) = read_body(&mut req, 4096) else {
+        return status_page(StatusCode::PAYLOAD_TOO_LARGE, "The event is too large.");
+    };
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let event = body.get("event").and_then(|e| e.as_str()).filter(|e| {
+        !e.is_empty()
+            && e.len() <= 64
+            && e.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    });
+    let Some(event) = event else {
+        return status_page(
+            StatusCode::BAD_REQUEST,
+            "Send {\"event\": \"name\", \"value\": number} (name: letters, digits, _ - .).",
+        );
+    };
+    let value = body
+        .get("value")
+        .and_then(|v| v.as_f64())
+        .filter(|v| v.is_finite());
+    crate::events::conversion(snapshot, &loaded.version, &rc, event, value);
+    let mut resp =
+        Response::from_status(StatusCode::NO_CONTENT).with_header("cache-control", "no-store");
+    if let Some(id) = &rc.new_id {
+        resp.append_header(
+            "set-cookie",
+            format!(
+                "{}={id}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax",
+                crate::context::ID_COOKIE
+            ),
+        );
+    }
+    resp
+}
+
 /// Reads a request body of at most `limit` bytes; `None` when it is longer. Never reads
 /// more than `limit + 1` bytes, whatever the client sends.
 pub fn read_body(req: &mut fastly::Request, limit: usize) -> Option<Vec<u8>> {

@@ -73,6 +73,12 @@ enum Command {
     ///
     /// Example: FASTLY_API_TOKEN=... edgeflags rollback --store-id 5kxyz
     Rollback(StoreArgs),
+    /// Summarise an exposure/conversion log (JSON lines from the `edgeflags_events`
+    /// endpoint): per flag and variant, users exposed, users converted, conversion rate
+    /// with a 95% interval, and a chart; per country, users exposed.
+    ///
+    /// Example: edgeflags report events.log --event purchase
+    Report(ReportArgs),
     /// Mint a signed preview token that sets a visitor's geo, clock and variants.
     ///
     /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
@@ -162,6 +168,21 @@ struct SimulateArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct ReportArgs {
+    /// The log file (lines may carry a prefix before the JSON, such as `edgeflags_events :: `).
+    file: PathBuf,
+    /// Count only conversions of this event.
+    #[arg(long)]
+    event: Option<String>,
+    /// Only this flag.
+    #[arg(long)]
+    flag: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 struct PreviewArgs {
     /// Country code (JP, FR, US, BR ...).
     #[arg(long)]
@@ -207,6 +228,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => pack_file(&file, &store, key_file.as_deref()),
         Command::PreviewToken(args) => preview_token(args),
         Command::Explain(args) => explain(args),
+        Command::Report(args) => report(args),
         Command::Diff(args) => diff(args),
         Command::Push(args) => push(args),
         Command::Rollback(args) => rollback(args),
@@ -813,5 +835,189 @@ fn rollback(a: StoreArgs) -> Result<ExitCode> {
     );
     store.apply(&upserts, &deletes)?;
     println!("rolled back from version {from} to {to}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Wilson score interval (95%) of `c` successes in `n` trials.
+pub fn wilson(c: f64, n: f64) -> (f64, f64) {
+    if n <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let p = c / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * ((p * (1.0 - p) / n) + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+fn report(a: ReportArgs) -> Result<ExitCode> {
+    use std::collections::BTreeSet;
+    let text = read(&a.file)?;
+    // flag -> variant -> users; flag -> variant -> country -> users; converters; values
+    let mut exposed: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut by_country: BTreeMap<String, BTreeMap<String, BTreeMap<String, BTreeSet<String>>>> =
+        BTreeMap::new();
+    let mut converted: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut values: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let (mut lines, mut skipped) = (0usize, 0usize);
+    for line in text.lines() {
+        let Some(start) = line.find('{') else {
+            continue;
+        };
+        let Ok(ev) = serde_json::from_str::<serde_json::Value>(&line[start..]) else {
+            skipped += 1;
+            continue;
+        };
+        lines += 1;
+        let Some(user) = ev["user"].as_str().map(str::to_string) else {
+            skipped += 1;
+            continue;
+        };
+        match ev["kind"].as_str() {
+            Some("exposure") => {
+                let (Some(flag), Some(variant)) = (ev["flag"].as_str(), ev["variant"].as_str())
+                else {
+                    continue;
+                };
+                if a.flag.as_deref().is_some_and(|f| f != flag) {
+                    continue;
+                }
+                exposed
+                    .entry(flag.into())
+                    .or_default()
+                    .entry(variant.into())
+                    .or_default()
+                    .insert(user.clone());
+                let country = ev["country"].as_str().unwrap_or("??").to_string();
+                by_country
+                    .entry(flag.into())
+                    .or_default()
+                    .entry(variant.into())
+                    .or_default()
+                    .entry(country)
+                    .or_default()
+                    .insert(user);
+            }
+            Some("conversion") => {
+                if a.event
+                    .as_deref()
+                    .is_some_and(|e| Some(e) != ev["event"].as_str())
+                {
+                    continue;
+                }
+                for (flag, variant) in ev["variants"].as_object().into_iter().flatten() {
+                    let Some(variant) = variant.as_str() else {
+                        continue;
+                    };
+                    converted
+                        .entry(flag.clone())
+                        .or_default()
+                        .entry(variant.into())
+                        .or_default()
+                        .insert(user.clone());
+                    *values.entry((flag.clone(), variant.into())).or_default() +=
+                        ev["value"].as_f64().unwrap_or(0.0);
+                }
+            }
+            _ => skipped += 1,
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (flag, variants) in &exposed {
+        let mut vs = serde_json::Map::new();
+        for (variant, users) in variants {
+            let n = users.len();
+            let c = converted
+                .get(flag)
+                .and_then(|m| m.get(variant))
+                .map(|conv| conv.intersection(users).count())
+                .unwrap_or(0);
+            let (lo, hi) = wilson(c as f64, n as f64);
+            let countries: BTreeMap<String, usize> = by_country[flag][variant]
+                .iter()
+                .map(|(k, u)| (k.clone(), u.len()))
+                .collect();
+            vs.insert(variant.clone(), serde_json::json!({
+                "exposed": n, "converted": c, "rate": if n > 0 { c as f64 / n as f64 } else { 0.0 },
+                "ci95": [lo, hi], "value": values.get(&(flag.clone(), variant.clone())).copied().unwrap_or(0.0),
+                "countries": countries,
+            }));
+        }
+        out.insert(flag.clone(), serde_json::Value::Object(vs));
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"lines": lines, "skipped": skipped, "flags": out})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{lines} events read, {skipped} skipped{}",
+        a.event
+            .as_deref()
+            .map(|e| format!("; conversions: {e}"))
+            .unwrap_or_default()
+    );
+    for (flag, vs) in &out {
+        println!();
+        println!("{flag}");
+        println!(
+            "  {:<14} {:>9} {:>10} {:>8}  {:<17}  rate (▏= 95% interval)",
+            "variant", "exposed", "converted", "rate", "95% interval"
+        );
+        let top = vs
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter_map(|v| v["ci95"][1].as_f64())
+            .fold(0.0_f64, f64::max)
+            .max(1e-9);
+        for (variant, v) in vs.as_object().into_iter().flatten() {
+            let rate = v["rate"].as_f64().unwrap_or(0.0);
+            let (lo, hi) = (
+                v["ci95"][0].as_f64().unwrap_or(0.0),
+                v["ci95"][1].as_f64().unwrap_or(0.0),
+            );
+            let width = 30.0;
+            let bar: String = (0..width as usize)
+                .map(|i| {
+                    let x = (i as f64 + 0.5) / width * top;
+                    if x <= rate {
+                        '█'
+                    } else if x <= hi && x >= lo {
+                        '▏'
+                    } else {
+                        ' '
+                    }
+                })
+                .collect();
+            println!(
+                "  {:<14} {:>9} {:>10} {:>7.2}%  [{:>5.2}%, {:>5.2}%]  {}",
+                variant,
+                v["exposed"].as_u64().unwrap_or(0),
+                v["converted"].as_u64().unwrap_or(0),
+                rate * 100.0,
+                lo * 100.0,
+                hi * 100.0,
+                bar.trim_end()
+            );
+        }
+        let mut countries: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (variant, v) in vs.as_object().into_iter().flatten() {
+            for (c, n) in v["countries"].as_object().into_iter().flatten() {
+                countries
+                    .entry(c.clone())
+                    .or_default()
+                    .push(format!("{variant} {n}"));
+            }
+        }
+        for (c, parts) in countries {
+            println!("  exposed in {c}: {}", parts.join(", "));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

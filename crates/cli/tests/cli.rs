@@ -247,3 +247,72 @@ fn simulate_shows_distributions_within_half_a_point_of_the_weights() {
     assert_eq!(share("locale", "fr"), 100.0);
     assert_eq!(doc["checkout"]["configured_default_split"]["v1"], 50.0);
 }
+
+#[test]
+fn report_summarises_exposures_and_conversions_with_intervals() {
+    let mut log = String::from("garbage line\n");
+    for i in 0..200 {
+        let variant = if i < 100 { "v1" } else { "v2" };
+        let country = if i % 2 == 0 { "JP" } else { "US" };
+        log.push_str(&format!(
+            "edgeflags_events :: {{\"kind\":\"exposure\",\"flag\":\"checkout\",\"variant\":\"{variant}\",\"user\":\"h{i}\",\"country\":\"{country}\"}}\n"
+        ));
+        // Exposed twice: users are counted once.
+        log.push_str(&format!("{{\"kind\":\"exposure\",\"flag\":\"checkout\",\"variant\":\"{variant}\",\"user\":\"h{i}\",\"country\":\"{country}\"}}\n"));
+        let converts = (i < 100 && i % 10 == 0) || (i >= 100 && i % 5 == 0);
+        if converts {
+            log.push_str(&format!(
+                "{{\"kind\":\"conversion\",\"event\":\"purchase\",\"value\":10,\"user\":\"h{i}\",\"variants\":{{\"checkout\":\"{variant}\"}}}}\n"
+            ));
+        }
+        if i == 0 {
+            log.push_str("{\"kind\":\"conversion\",\"event\":\"signup\",\"user\":\"h0\",\"variants\":{\"checkout\":\"v1\"}}\n");
+        }
+    }
+    let file = scratch("events.log");
+    std::fs::write(&file, log).unwrap_or_else(|e| panic!("{e}"));
+    let out = edgeflags(&[
+        "report",
+        &file.to_string_lossy(),
+        "--event",
+        "purchase",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let v1 = &doc["flags"]["checkout"]["v1"];
+    let v2 = &doc["flags"]["checkout"]["v2"];
+    assert_eq!(
+        (v1["exposed"].as_u64(), v1["converted"].as_u64()),
+        (Some(100), Some(10))
+    );
+    assert_eq!(
+        (v2["exposed"].as_u64(), v2["converted"].as_u64()),
+        (Some(100), Some(20))
+    );
+    assert_eq!(v2["value"].as_f64(), Some(200.0));
+    assert_eq!(v1["countries"]["JP"].as_u64(), Some(50));
+    // Wilson 95% interval of 10/100: 5.52% to 17.44%.
+    let (lo, hi) = (
+        v1["ci95"][0].as_f64().unwrap_or(0.0),
+        v1["ci95"][1].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        (lo - 0.0552).abs() < 0.0005 && (hi - 0.1744).abs() < 0.0005,
+        "{lo} {hi}"
+    );
+    assert_eq!(doc["skipped"].as_u64(), Some(0));
+    let human = edgeflags(&["report", &file.to_string_lossy(), "--event", "purchase"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("checkout")
+            && text.contains("10.00%")
+            && text.contains("20.00%")
+            && text.contains('█'),
+        "{text}"
+    );
+}
