@@ -21,38 +21,22 @@ fn at(instant: &str) -> String {
 #[test]
 fn a_weekend_rule_differs_for_tokyo_and_new_york_at_the_same_instant() {
     let app = app("demo", AppSpec::demo);
+    let banner = |ip: &str, instant: &str| {
+        let r = app.send(
+            Req::get("/")
+                .from(ip)
+                .user("u-wk")
+                .header("edgeflags-preview", &at(instant)),
+        );
+        r.decision("banner").unwrap_or_default()
+    };
+    let (tokyo, new_york) = ("203.0.113.10", "203.0.113.30");
     // Friday 2026-11-27 16:00 UTC: Saturday 01:00 in Tokyo, Friday 11:00 in New York.
-    let token = at("2026-11-27T16:00:00Z");
-    let tokyo = app.send(
-        Req::get("/")
-            .from("203.0.113.10")
-            .user("u-wk")
-            .header("edgeflags-preview", &token),
-    );
-    let ny = app.send(
-        Req::get("/")
-            .from("203.0.113.30")
-            .user("u-wk")
-            .header("edgeflags-preview", &token),
-    );
-    assert_eq!(tokyo.decision("banner").as_deref(), Some("weekend_sale"));
-    assert_eq!(ny.decision("banner").as_deref(), Some("standard"));
+    assert_eq!(banner(tokyo, "2026-11-27T16:00:00Z"), "weekend_sale");
+    assert_eq!(banner(new_york, "2026-11-27T16:00:00Z"), "standard");
     // Monday 2026-11-30 03:30 UTC: Monday 12:30 in Tokyo, still Sunday 22:30 in New York.
-    let token = at("2026-11-30T03:30:00Z");
-    let tokyo = app.send(
-        Req::get("/")
-            .from("203.0.113.10")
-            .user("u-wk")
-            .header("edgeflags-preview", &token),
-    );
-    let ny = app.send(
-        Req::get("/")
-            .from("203.0.113.30")
-            .user("u-wk")
-            .header("edgeflags-preview", &token),
-    );
-    assert_eq!(tokyo.decision("banner").as_deref(), Some("standard"));
-    assert_eq!(ny.decision("banner").as_deref(), Some("weekend_sale"));
+    assert_eq!(banner(tokyo, "2026-11-30T03:30:00Z"), "standard");
+    assert_eq!(banner(new_york, "2026-11-30T03:30:00Z"), "weekend_sale");
 }
 
 #[test]
