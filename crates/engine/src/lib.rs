@@ -16,6 +16,8 @@ pub mod compile;
 pub mod context;
 pub mod eval;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod pack;
 pub mod preview;
