@@ -12,7 +12,9 @@ const DEMO: &str = include_str!("../../../config-store/flags.json");
 
 fn demo() -> Option<&'static crate::Snapshot> {
     static DEMO_SNAPSHOT: std::sync::OnceLock<Option<crate::Snapshot>> = std::sync::OnceLock::new();
-    DEMO_SNAPSHOT.get_or_init(|| compile_str(DEMO).ok()).as_ref()
+    DEMO_SNAPSHOT
+        .get_or_init(|| compile_str(DEMO).ok())
+        .as_ref()
 }
 
 /// Flag-file parse and compile.
@@ -47,8 +49,11 @@ pub fn evaluate(data: &[u8]) {
     let (head, rest) = data.split_at(data.len().min(8));
     let mut secs = [0u8; 8];
     secs[..head.len()].copy_from_slice(head);
-    let now = DateTime::from_timestamp(i64::from_le_bytes(secs) % 100_000_000_000, 0).unwrap_or_default();
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice(rest) else { return };
+    let now =
+        DateTime::from_timestamp(i64::from_le_bytes(secs) % 100_000_000_000, 0).unwrap_or_default();
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice(rest) else {
+        return;
+    };
     let ctx = Context::from_json(&obj);
     for e in snapshot.evaluate_all(&ctx, now) {
         let _ = e.variant;
@@ -79,8 +84,12 @@ pub fn request_fields(data: &[u8]) {
 
 /// An OFREP request body, read as the edge reads it, then evaluated.
 pub fn ofrep_body(data: &[u8]) {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let Some(obj) = body.get("context").and_then(|c| c.as_object()) else { return };
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let Some(obj) = body.get("context").and_then(|c| c.as_object()) else {
+        return;
+    };
     let ctx = Context::from_json(obj);
     if let Some(snapshot) = demo() {
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();

@@ -7,7 +7,10 @@ type Target = fn(&[u8]);
 
 const TARGETS: [(&str, Target); 5] = [
     ("compile", edgeflags_engine::fuzzing::compile),
-    ("snapshot_decode", edgeflags_engine::fuzzing::snapshot_decode),
+    (
+        "snapshot_decode",
+        edgeflags_engine::fuzzing::snapshot_decode,
+    ),
     ("evaluate", edgeflags_engine::fuzzing::evaluate),
     ("request_fields", edgeflags_engine::fuzzing::request_fields),
     ("ofrep_body", edgeflags_engine::fuzzing::ofrep_body),
@@ -19,7 +22,9 @@ fn fuzz_corpora_and_crash_inputs_replay_cleanly() {
     for (name, target) in TARGETS {
         let mut replayed = 0;
         for dir in ["corpus", "artifacts"] {
-            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(name)) else { continue };
+            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join(name)) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let data = std::fs::read(entry.path()).unwrap_or_default();
                 target(&data);
