@@ -59,7 +59,7 @@ pub fn evaluate(data: &[u8]) {
         let _ = e.variant;
     }
     let _ = snapshot.route(&ctx, now);
-    let _ = explain::explain(&snapshot, &ctx, now);
+    let _ = explain::explain(snapshot, &ctx, now);
 }
 
 /// What the edge derives from request fields: the bytes split on NUL into User-Agent,
