@@ -1,0 +1,176 @@
+//! edgeflags against unleash-yggdrasil 0.21.7 and launchdarkly-server-sdk-evaluation 2.2.1
+//! on equivalent flags (one `country in` rule serving a variant, then a 50/50 split on the
+//! user key), contexts built beforehand, one criterion run:
+//! `cargo bench -p edgeflags-peer-bench --bench peers`.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use launchdarkly_server_sdk_evaluation::{ContextBuilder, Flag, Segment, Store, evaluate};
+use serde_json::{Value, json};
+use unleash_types::client_features::{ClientFeatures, Context as UnleashContext};
+use unleash_yggdrasil::{EngineState, UpdateMessage};
+
+const EU: [&str; 5] = ["DE", "FR", "IT", "ES", "NL"];
+
+fn ours(n: usize) -> edgeflags_engine::Snapshot {
+    let flags: serde_json::Map<String, Value> = (0..n)
+        .map(|i| {
+            (format!("flag-{i:03}"), json!({
+                "type": "string", "variants": {"control": "control", "treatment": "treatment", "eu": "eu"},
+                "off_variant": "control",
+                "rules": [{"id": "eu", "clauses": [{"attribute": "country", "op": "in", "values": EU}], "serve": "eu"}],
+                "default": {"split": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}
+            }))
+        })
+        .collect();
+    edgeflags_engine::compile(&json!({"flags": flags})).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn unleash(n: usize) -> EngineState {
+    let features: Vec<Value> = (0..n)
+        .map(|i| {
+            let name = format!("flag-{i:03}");
+            json!({
+                "name": name, "enabled": true, "type": "release", "project": "default",
+                "strategies": [
+                    {"name": "flexibleRollout", "parameters": {"rollout": "100", "stickiness": "default", "groupId": name},
+                     "constraints": [{"contextName": "country", "operator": "IN", "values": EU}],
+                     "variants": [{"name": "eu", "weight": 1000, "weightType": "variable", "stickiness": "default"}]},
+                    {"name": "flexibleRollout", "parameters": {"rollout": "100", "stickiness": "default", "groupId": name},
+                     "variants": [{"name": "control", "weight": 500, "weightType": "variable", "stickiness": "default"},
+                                  {"name": "treatment", "weight": 500, "weightType": "variable", "stickiness": "default"}]}
+                ]
+            })
+        })
+        .collect();
+    let state: ClientFeatures = serde_json::from_value(json!({"version": 2, "features": features}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = EngineState::default();
+    engine.take_state(UpdateMessage::FullResponse(state));
+    engine
+}
+
+struct LdStore(HashMap<String, Flag>);
+impl Store for LdStore {
+    fn flag(&self, key: &str) -> Option<Flag> {
+        self.0.get(key).cloned()
+    }
+    fn segment(&self, _key: &str) -> Option<Segment> {
+        None
+    }
+}
+
+fn launchdarkly(n: usize) -> LdStore {
+    LdStore(
+        (0..n)
+            .map(|i| {
+                let key = format!("flag-{i:03}");
+                let flag: Flag = serde_json::from_value(json!({
+                    "key": key, "version": 1, "on": true, "salt": key, "deleted": false,
+                    "variations": ["control", "treatment", "eu"], "offVariation": 0,
+                    "targets": [], "contextTargets": [], "prerequisites": [],
+                    "rules": [{"id": "eu", "variation": 2, "trackEvents": false,
+                               "clauses": [{"attribute": "country", "op": "in", "values": EU, "negate": false}]}],
+                    "fallthrough": {"rollout": {"variations": [{"variation": 0, "weight": 50000}, {"variation": 1, "weight": 50000}]}},
+                    "clientSide": false, "trackEvents": false, "trackEventsFallthrough": false
+                }))
+                .unwrap_or_else(|e| panic!("{e}"));
+                (key, flag)
+            })
+            .collect(),
+    )
+}
+
+fn benches(c: &mut Criterion) {
+    let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    let names: Vec<String> = (0..100).map(|i| format!("flag-{i:03}")).collect();
+
+    let (e1, e100) = (ours(1), ours(100));
+    let ctx = edgeflags_engine::Context::with_key("user-4242").with("country", "US");
+
+    let (u1, u100) = (unleash(1), unleash(100));
+    let uctx = UnleashContext {
+        user_id: Some("user-4242".into()),
+        properties: Some(HashMap::from([("country".to_string(), "US".to_string())])),
+        ..UnleashContext::default()
+    };
+
+    let (l1, l100) = (launchdarkly(1), launchdarkly(100));
+    let lctx = ContextBuilder::new("user-4242")
+        .set_value(
+            "country",
+            launchdarkly_server_sdk_evaluation::AttributeValue::String("US".into()),
+        )
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let l1_flag =
+        l1.0.get("flag-000")
+            .cloned()
+            .unwrap_or_else(|| panic!("no flag"));
+    let l100_flags: Vec<Flag> = names
+        .iter()
+        .filter_map(|n| l100.0.get(n).cloned())
+        .collect();
+
+    // Each engine answers (a variant, not an error) before it is timed.
+    assert!(e1.evaluate("flag-000", &ctx, now).variant.is_some());
+    assert!(
+        u1.get_variant("flag-000", &uctx, &None).enabled,
+        "yggdrasil returned no variant"
+    );
+    assert!(evaluate(&l1, &l1_flag, &lctx, None).value.is_some());
+
+    let mut g = c.benchmark_group("typical flag");
+    g.bench_function("edgeflags", |b| {
+        b.iter(|| {
+            black_box(
+                e1.evaluate(black_box("flag-000"), black_box(&ctx), now)
+                    .variant,
+            )
+        })
+    });
+    g.bench_function("unleash-yggdrasil", |b| {
+        b.iter(|| black_box(u1.get_variant(black_box("flag-000"), black_box(&uctx), &None)))
+    });
+    g.bench_function("launchdarkly", |b| {
+        b.iter(|| {
+            black_box(
+                evaluate(&l1, black_box(&l1_flag), black_box(&lctx), None)
+                    .value
+                    .is_some(),
+            )
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("100 flags");
+    g.bench_function("edgeflags", |b| {
+        b.iter(|| {
+            e100.evaluate_all(black_box(&ctx), now)
+                .filter(|e| e.variant.is_some())
+                .count()
+        })
+    });
+    g.bench_function("unleash-yggdrasil", |b| {
+        b.iter(|| {
+            names
+                .iter()
+                .filter(|n| u100.get_variant(n, black_box(&uctx), &None).enabled)
+                .count()
+        })
+    });
+    g.bench_function("launchdarkly", |b| {
+        b.iter(|| {
+            l100_flags
+                .iter()
+                .filter(|f| evaluate(&l100, f, black_box(&lctx), None).value.is_some())
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(peers, benches);
+criterion_main!(peers);

@@ -1,0 +1,1 @@
+//! Equivalent flag sets for the three engines; see benches/peers.rs.
