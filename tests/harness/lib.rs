@@ -122,6 +122,8 @@ pub struct AppSpec {
     pub secrets: BTreeMap<String, String>,
     /// First-byte timeout for every backend.
     pub first_byte_timeout: Duration,
+    /// Another wasm to run instead of the edge app (the throughput baseline).
+    pub wasm: Option<PathBuf>,
 }
 
 impl Default for AppSpec {
@@ -135,6 +137,7 @@ impl Default for AppSpec {
             origins: BTreeMap::new(),
             secrets,
             first_byte_timeout: Duration::from_secs(2),
+            wasm: None,
         }
     }
 }
@@ -273,8 +276,9 @@ impl App {
         let mut secret_stores = SecretStores::new();
         secret_stores.add_store("edgeflags_secrets".into(), secret_store);
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let module = spec.wasm.clone().unwrap_or_else(|| wasm().to_path_buf());
         let ctx = ExecuteCtx::build(
-            wasm(),
+            &module,
             ProfilingConfig::None,
             HashSet::new(),
             UnknownImportBehavior::LinkError,
@@ -289,6 +293,22 @@ impl App {
         .with_capture_logs(logs.clone())
         .finish()?;
         Ok(App { ctx, logs, origins })
+    }
+
+    /// The Viceroy context, for serving it over TCP.
+    pub fn context(&self) -> Arc<ExecuteCtx> {
+        self.ctx.clone()
+    }
+
+    /// Starts the app also as an HTTP server on an ephemeral loopback port, on the test
+    /// runtime, and returns its address.
+    pub fn serve_http(&self) -> Result<SocketAddr> {
+        let service = viceroy_lib::ViceroyService::new(self.ctx.clone());
+        let _guard = runtime().enter();
+        let server = hyper::Server::try_bind(&([127, 0, 0, 1], 0).into())?.serve(service);
+        let addr = server.local_addr();
+        runtime().spawn(server);
+        Ok(addr)
     }
 
     /// Sends a request and waits for the answer.
