@@ -15,19 +15,11 @@ pub const PLATFORM: [&str; 6] = [
     "device",
 ];
 
-/// Every attribute the edge sets itself: the platform ones, the user key, the language
-/// and the evaluation instant. Custom attributes from requests cannot use these names.
-pub const EDGE_SET: [&str; 9] = [
-    "key",
-    "country",
-    "region",
-    "city",
-    "continent",
-    "timezone",
-    "device",
-    "language",
-    "now",
-];
+/// Whether the edge sets `name` itself: the platform attributes, the user key, the
+/// language and the evaluation instant. Custom attributes from requests cannot use these.
+pub fn set_by_edge(name: &str) -> bool {
+    PLATFORM.contains(&name) || ["key", "language", "now"].contains(&name)
+}
 
 /// Device classes, as the `device` attribute spells them.
 pub const DEVICE_CLASSES: [&str; 5] = ["mobile", "tablet", "desktop", "tv", "bot"];

@@ -1293,7 +1293,6 @@ impl Compiler {
             return out;
         };
         self.fields(o, path, &["headers", "cookies", "query"]);
-        let reserved = crate::attributes::EDGE_SET;
         for (field, list) in [
             ("headers", &mut out.headers),
             ("cookies", &mut out.cookies),
@@ -1310,7 +1309,7 @@ impl Compiler {
                 let Some(attr) = self.string(attr, &p) else {
                     continue;
                 };
-                if reserved.contains(&attr.as_str()) {
+                if crate::attributes::set_by_edge(&attr) {
                     self.err(
                         &p,
                         format!(
