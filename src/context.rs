@@ -29,10 +29,22 @@ pub struct RequestContext {
     pub new_id: Option<String>,
     /// Whether a valid preview token shaped this context.
     pub preview: bool,
+    /// Where the traits came from.
+    pub traits: crate::traits::Report,
 }
 
-/// Builds the context of a client request.
+/// Builds the context of a client request, traits included.
 pub fn from_request(req: &Request, loaded: &Loaded) -> RequestContext {
+    let mut rc = without_traits(req, loaded);
+    if let Some(snapshot) = loaded.snapshot.as_deref() {
+        crate::traits::apply(&mut rc, req, snapshot);
+    }
+    rc
+}
+
+/// Builds the context of a client request without reading traits (the caller reads them
+/// once it knows whose they are).
+pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
     let (key, new_id) = match user_key(req) {
         Some(k) => (k, None),
         None => {
@@ -62,6 +74,7 @@ pub fn from_request(req: &Request, loaded: &Loaded) -> RequestContext {
         now: now(),
         new_id,
         preview: false,
+        traits: crate::traits::Report::default(),
     };
     if let Some(token) = preview_token(req) {
         apply_preview(&mut rc, &token);
@@ -152,7 +165,8 @@ fn apply_preview(rc: &mut RequestContext, token: &str) {
     rc.preview = true;
 }
 
-fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+/// A cookie's value (the first 16 `Cookie` headers, 64 cookies each, are searched).
+pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
     req.get_header_all_str("cookie")
         .into_iter()
         .take(16)

@@ -6,9 +6,7 @@
 use std::io::Write;
 
 use edgeflags_engine::{AttrValue, Evaluation, Snapshot, bucket::bucket_of};
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 
 use crate::context::RequestContext;
 
@@ -19,11 +17,7 @@ pub const EVENTS_LOG: &str = "edgeflags_events";
 pub fn hashed_user(rc: &RequestContext) -> Option<String> {
     let key = crate::config::secret("user_hash_key")?;
     let user = rc.ctx.key()?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
-    mac.update(user.as_bytes());
-    Some(edgeflags_engine::pack::hex(
-        &mac.finalize().into_bytes()[..16],
-    ))
+    Some(edgeflags_engine::traits::user_hash(&key, user))
 }
 
 /// Whether this user's exposures to `flag` are logged, at `rate` (0 to 1).

@@ -11,6 +11,7 @@ mod geo;
 mod ofrep;
 mod origin;
 mod response;
+mod traits;
 
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,7 @@ fn main() {
 fn handle(req: Request, instance: &mut Instance) -> Response {
     let started = Instant::now();
     instance.requests += 1;
+    traits::reset_lookups();
     let loaded = config::load(&mut instance.cache);
     let config_done = Instant::now();
     let path = req.get_path().to_string();
@@ -71,12 +73,13 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
     resp.set_header(
         "server-timing",
         format!(
-            "config;dur={:.3};desc=\"lookups={} source={} cached={}\", edge;dur={:.3}",
+            "config;dur={:.3};desc=\"lookups={} source={} cached={}\", edge;dur={:.3}, traits;desc=\"lookups={}\"",
             (config_done - started).as_secs_f64() * 1000.0,
             loaded.lookups,
             loaded.source.name(),
             loaded.reused,
             (eval_done - config_done).as_secs_f64() * 1000.0,
+            traits::lookups(),
         ),
     );
     resp

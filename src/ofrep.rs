@@ -5,7 +5,7 @@
 //! call with the `ofrep_token` secret speaks for its own end user, so its body wins.
 
 use edgeflags_engine::explain::evaluation_json;
-use edgeflags_engine::{Context, ErrorCode, Evaluation, Reason, attributes};
+use edgeflags_engine::{Context, ErrorCode, Evaluation, Reason, attributes, traits};
 use fastly::http::{Method, StatusCode};
 use fastly::{Request, Response};
 use serde_json::{Value, json};
@@ -118,29 +118,33 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
             );
         }
     };
-    let mut rc = context::from_request(req, loaded);
+    let mut rc = context::without_traits(req, loaded);
+    let own_key = rc.ctx.key().map(str::to_string);
     let body_ctx = Context::from_json(&given);
-    match caller {
-        Caller::Authenticated => {
-            if targeting_key.is_none() {
-                return failure(
-                    "TARGETING_KEY_MISSING",
-                    "an authenticated call names its user in `targetingKey`".into(),
-                );
-            }
-            rc.new_id = None;
-            for (k, v) in body_ctx.attributes() {
-                rc.ctx.set(k, v.clone());
-            }
+    let authenticated = matches!(caller, Caller::Authenticated);
+    if authenticated && targeting_key.is_none() {
+        return failure(
+            "TARGETING_KEY_MISSING",
+            "an authenticated call names its user in `targetingKey`".into(),
+        );
+    }
+    for (k, v) in body_ctx.attributes() {
+        // A browser cannot override what the edge knows (geo, device, traits).
+        if authenticated || !(attributes::PLATFORM.contains(&k) || k.starts_with(traits::PREFIX)) {
+            rc.ctx.set(k, v.clone());
         }
-        _ => {
-            for (k, v) in body_ctx.attributes() {
-                if !attributes::PLATFORM.contains(&k) {
-                    rc.ctx.set(k, v.clone());
-                }
-            }
-            if targeting_key.is_some() {
-                rc.new_id = None;
+    }
+    if targeting_key.is_some() {
+        rc.new_id = None;
+    }
+    // Traits are read once, for the user the answer is for: a trusted server call's user,
+    // or the browser's own (cookie) user. A browser naming someone else gets none, so it
+    // cannot learn another user's trait-based decisions.
+    if authenticated || rc.ctx.key() == own_key.as_deref() {
+        crate::traits::apply(&mut rc, req, snapshot);
+        for (k, v) in body_ctx.attributes() {
+            if authenticated && k.starts_with(traits::PREFIX) {
+                rc.ctx.set(k, v.clone());
             }
         }
     }

@@ -69,9 +69,11 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if let Some(obj) = body.get("context").and_then(|c| c.as_object()) {
             rc.ctx = edgeflags_engine::Context::from_json(obj);
+            rc.traits = crate::traits::Report::from_body(&rc.ctx);
         }
     }
-    let doc = edgeflags_engine::explain::explain(snapshot, &rc.ctx, rc.now);
+    let mut doc = edgeflags_engine::explain::explain(snapshot, &rc.ctx, rc.now);
+    doc["traits"] = rc.traits.to_json();
     Response::from_status(StatusCode::OK)
         .with_header("content-type", "application/json")
         .with_header("cache-control", "no-store")

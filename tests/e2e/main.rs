@@ -6,3 +6,4 @@ mod ofrep;
 mod personalization;
 mod preview;
 mod snapshots;
+mod traits;

@@ -124,6 +124,9 @@ pub struct AppSpec {
     pub first_byte_timeout: Duration,
     /// Another wasm to run instead of the edge app (the throughput baseline).
     pub wasm: Option<PathBuf>,
+    /// The profile store (`edgeflags_profiles`): `None` leaves it out; otherwise its
+    /// entries, on top of `config-store/profiles.json`.
+    pub profiles: Option<BTreeMap<String, String>>,
 }
 
 impl Default for AppSpec {
@@ -138,6 +141,7 @@ impl Default for AppSpec {
             secrets,
             first_byte_timeout: Duration::from_secs(2),
             wasm: None,
+            profiles: Some(BTreeMap::new()),
         }
     }
 }
@@ -160,6 +164,24 @@ impl AppSpec {
     /// Sets a secret.
     pub fn secret(mut self, name: &str, value: &str) -> AppSpec {
         self.secrets.insert(name.into(), value.into());
+        self
+    }
+    /// Stores a profile for `user` (keyed as the CLI keys it, with `user_hash_key`).
+    pub fn profile(mut self, user: &str, value: &str) -> AppSpec {
+        let key = self
+            .secrets
+            .get("user_hash_key")
+            .cloned()
+            .unwrap_or_default();
+        let hashed = edgeflags_engine::traits::user_hash(key.as_bytes(), user);
+        self.profiles
+            .get_or_insert_with(BTreeMap::new)
+            .insert(hashed, value.into());
+        self
+    }
+    /// Leaves the profile store out.
+    pub fn without_profile_store(mut self) -> AppSpec {
+        self.profiles = None;
         self
     }
 }
@@ -188,7 +210,7 @@ pub fn app(name: &str, spec: impl FnOnce() -> AppSpec) -> Arc<App> {
     built
 }
 
-fn base_config() -> Result<FastlyConfig> {
+fn base_config(spec: &AppSpec) -> Result<FastlyConfig> {
     // Relative data paths in fastly.toml are relative to the project root. The config
     // store is left out: the harness supplies it.
     let text =
@@ -196,15 +218,46 @@ fn base_config() -> Result<FastlyConfig> {
     let mut doc: toml::Table = toml::from_str(&text).context("parsing fastly.toml")?;
     if let Some(toml::Value::Table(ls)) = doc.get_mut("local_server") {
         ls.remove("config_stores");
-        for key in ["geolocation", "device_detection", "secret_stores"] {
+        for key in ["geolocation", "device_detection"] {
             if let Some(toml::Value::Table(t)) = ls.get_mut(key) {
                 absolutize(t);
             }
         }
-        if let Some(toml::Value::Table(stores)) = ls.get_mut("secret_stores") {
-            for (_, s) in stores.iter_mut() {
-                if let toml::Value::Table(t) = s {
-                    absolutize(t);
+        // The profile store: the local file's entries plus the test's, inline; or none.
+        match &spec.profiles {
+            None => {
+                ls.remove("kv_stores");
+            }
+            Some(extra) => {
+                let file = root().join("config-store/profiles.json");
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let local: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)?;
+                let mut items: BTreeMap<String, String> = local
+                    .into_iter()
+                    .map(|(k, v)| (k, v["data"].as_str().unwrap_or_default().to_string()))
+                    .collect();
+                items.extend(extra.clone());
+                let list: Vec<toml::Value> = items
+                    .into_iter()
+                    .map(|(key, data)| {
+                        let mut t = toml::Table::new();
+                        t.insert("key".into(), key.into());
+                        t.insert("data".into(), data.into());
+                        toml::Value::Table(t)
+                    })
+                    .collect();
+                let mut stores = toml::Table::new();
+                stores.insert("edgeflags_profiles".into(), toml::Value::Array(list));
+                ls.insert("kv_stores".into(), toml::Value::Table(stores));
+            }
+        }
+        for key in ["secret_stores"] {
+            if let Some(toml::Value::Table(stores)) = ls.get_mut(key) {
+                for (_, s) in stores.iter_mut() {
+                    if let toml::Value::Table(t) = s {
+                        absolutize(t);
+                    }
                 }
             }
         }
@@ -222,7 +275,7 @@ fn absolutize(t: &mut toml::Table) {
 
 impl App {
     fn start(spec: AppSpec) -> Result<App> {
-        let cfg = base_config()?;
+        let cfg = base_config(&spec)?;
         let rt = runtime();
         let mut backends = cfg.backends().clone();
         let mut origins = HashMap::new();
@@ -290,6 +343,7 @@ impl App {
         .with_geolocation(cfg.geolocation().clone())
         .with_device_detection(cfg.device_detection().clone())
         .with_secret_stores(secret_stores)
+        .with_object_stores(cfg.object_stores().clone())
         .with_capture_logs(logs.clone())
         .finish()?;
         Ok(App { ctx, logs, origins })

@@ -87,6 +87,32 @@ enum Command {
     ///
     /// Example: edgeflags preview-token --country JP --at 2026-11-28T21:00+09:00 --variant checkout=v2
     PreviewToken(PreviewArgs),
+    /// Manage user profiles (behaviour traits) in the `edgeflags_profiles` KV store.
+    #[command(subcommand)]
+    Profiles(crate::profiles::ProfilesCommand),
+    /// Mint a signed traits cookie (`ef_traits`) for a user, as an origin would set it.
+    ///
+    /// The key comes from --key-file, else $EDGEFLAGS_TRAITS_KEY, else the local dev key
+    /// in config-store/secrets.json.
+    ///
+    /// Example: edgeflags traits-cookie --user u42 --trait buyer=bargain_hunter --ttl 1h
+    TraitsCookie(TraitsCookieArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TraitsCookieArgs {
+    /// The user key the traits belong to (the edge ignores the cookie for anyone else).
+    #[arg(long)]
+    user: String,
+    /// A trait: NAME=VALUE (repeatable; numbers and true/false are typed).
+    #[arg(long = "trait", value_name = "NAME=VALUE")]
+    traits: Vec<String>,
+    /// Lifetime: 3600, 90m, 12h or 30d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// A file holding the traits key.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -233,6 +259,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Push(args) => push(args),
         Command::Rollback(args) => rollback(args),
         Command::Simulate(args) => simulate(args),
+        Command::Profiles(cmd) => crate::profiles::run(cmd),
+        Command::TraitsCookie(args) => traits_cookie(args),
     }
 }
 
@@ -410,6 +438,46 @@ fn preview_token(a: PreviewArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn traits_cookie(a: TraitsCookieArgs) -> Result<ExitCode> {
+    let mut traits = BTreeMap::new();
+    for t in &a.traits {
+        let Some((name, value)) = t.split_once('=') else {
+            bail!("--trait takes NAME=VALUE, got `{t}`");
+        };
+        traits.insert(name.to_string(), typed(value));
+    }
+    let checked = edgeflags_engine::traits::check(&traits, None);
+    if let Some((name, why)) = checked.refused.first() {
+        bail!("trait `{name}`: {why}");
+    }
+    let ttl = crate::profiles::parse_ttl(&a.ttl)?
+        .context("a traits cookie needs a lifetime: --ttl 3600, 90m, 12h or 30d")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let claims = edgeflags_engine::traits::CookieClaims {
+        sub: a.user,
+        exp: now + ttl,
+        traits,
+    };
+    let key =
+        crate::profiles::secret_key("traits_key", "EDGEFLAGS_TRAITS_KEY", a.key_file.as_deref())?;
+    println!("{}", edgeflags_engine::traits::mint_cookie(&claims, &key));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A command-line value: a number or true/false when it reads as one, else a string.
+fn typed(v: &str) -> serde_json::Value {
+    if let Ok(b) = v.parse::<bool>() {
+        return b.into();
+    }
+    match v.parse::<f64>() {
+        Ok(n) if n.is_finite() => serde_json::json!(n),
+        _ => v.into(),
+    }
+}
+
 fn instant(at: Option<&str>) -> Result<chrono::DateTime<chrono::Utc>> {
     match at {
         Some(a) => Ok(parse_at(a)?.with_timezone(&chrono::Utc)),
@@ -472,15 +540,9 @@ fn explain(a: ExplainArgs) -> Result<ExitCode> {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--attr takes NAME=VALUE, got `{kv}`");
         };
-        let value: edgeflags_engine::AttrValue = match v {
-            "true" => true.into(),
-            "false" => false.into(),
-            _ => match v.parse::<f64>() {
-                Ok(n) => n.into(),
-                Err(_) => v.into(),
-            },
-        };
-        ctx.set(k, value);
+        if let Some(value) = edgeflags_engine::AttrValue::from_json(&typed(v)) {
+            ctx.set(k, value);
+        }
     }
     let doc = edgeflags_engine::explain::explain(&snap, &ctx, now);
     if a.json {

@@ -3,6 +3,7 @@
 
 mod commands;
 mod live;
+mod profiles;
 
 use std::process::ExitCode;
 

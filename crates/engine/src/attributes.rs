@@ -16,9 +16,12 @@ pub const PLATFORM: [&str; 6] = [
 ];
 
 /// Whether the edge sets `name` itself: the platform attributes, the user key, the
-/// language and the evaluation instant. Custom attributes from requests cannot use these.
+/// language, the evaluation instant and the traits (`traits.*`, from the profile store
+/// or the signed traits cookie). Custom attributes from requests cannot use these.
 pub fn set_by_edge(name: &str) -> bool {
-    PLATFORM.contains(&name) || ["key", "language", "now"].contains(&name)
+    PLATFORM.contains(&name)
+        || ["key", "language", "now"].contains(&name)
+        || name.starts_with(crate::traits::PREFIX)
 }
 
 /// Device classes, as the `device` attribute spells them.

@@ -117,6 +117,8 @@ struct Compiler {
     segment_index: HashMap<String, usize>,
     /// Set when compiling a packed snapshot: its version, used as the fingerprint.
     packed_version: Option<String>,
+    /// Set when a clause tests a trait.
+    uses_traits: bool,
 }
 
 /// Every clause operator (`equals` is another name for `in`).
@@ -358,6 +360,7 @@ impl Compiler {
             ofrep,
             request_context,
             fingerprint,
+            uses_traits: self.uses_traits,
         })
     }
 
@@ -789,6 +792,9 @@ impl Compiler {
                 }
             },
         };
+        if attribute.starts_with(crate::traits::PREFIX) {
+            self.uses_traits = true;
+        }
         let vpath = join(path, "values");
         let values = || o.get("values");
         let op = match op_name {

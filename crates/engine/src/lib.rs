@@ -22,6 +22,7 @@ pub mod model;
 pub mod pack;
 pub mod preview;
 pub mod route;
+pub mod traits;
 pub mod zone;
 
 pub use bucket::{BUCKETS, bucket_of};

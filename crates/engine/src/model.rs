@@ -56,6 +56,7 @@ pub struct Snapshot {
     pub(crate) ofrep: OfrepSettings,
     pub(crate) request_context: ContextSettings,
     pub(crate) fingerprint: String,
+    pub(crate) uses_traits: bool,
 }
 
 impl Snapshot {
@@ -63,6 +64,12 @@ impl Snapshot {
     /// equal files give equal fingerprints.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Whether any rule, segment or route tests a trait (`traits.*`): when none does,
+    /// the edge skips the profile lookup.
+    pub fn uses_traits(&self) -> bool {
+        self.uses_traits
     }
 
     /// The custom attributes allowed from requests.

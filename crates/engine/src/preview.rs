@@ -52,7 +52,7 @@ pub enum TokenError {
     #[error("malformed token")]
     Malformed,
     /// No key is configured at the edge, so no token can be trusted.
-    #[error("no preview key is configured")]
+    #[error("no signing key is configured")]
     NoKey,
     /// The signature does not match (tampered, or signed with another key).
     #[error("bad signature")]
@@ -64,7 +64,13 @@ pub enum TokenError {
 
 /// Mints a token for `claims` with `key`.
 pub fn mint(claims: &Claims, key: &[u8]) -> String {
-    let body = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    seal(&serde_json::to_vec(claims).unwrap_or_default(), key)
+}
+
+/// Signs `payload`: `base64url(payload) "." base64url(HMAC-SHA256(key, first part))`.
+/// Preview tokens and traits cookies share this form.
+pub fn seal(payload: &[u8], key: &[u8]) -> String {
+    let body = B64.encode(payload);
     let sig = mac(key, body.as_bytes())
         .map(|m| B64.encode(m.finalize().into_bytes()))
         .unwrap_or_default();
@@ -77,8 +83,8 @@ fn mac(key: &[u8], data: &[u8]) -> Option<Hmac<Sha256>> {
     Some(m)
 }
 
-/// Checks a token's signature (in constant time) and expiry against `now_secs`.
-pub fn verify(token: &str, key: Option<&[u8]>, now_secs: i64) -> Result<Claims, TokenError> {
+/// Checks a sealed token's signature in constant time and returns its payload.
+pub fn open(token: &str, key: Option<&[u8]>) -> Result<Vec<u8>, TokenError> {
     if token.len() > MAX_TOKEN {
         return Err(TokenError::Malformed);
     }
@@ -87,7 +93,12 @@ pub fn verify(token: &str, key: Option<&[u8]>, now_secs: i64) -> Result<Claims, 
     let key = key.ok_or(TokenError::NoKey)?;
     let m = mac(key, body.as_bytes()).ok_or(TokenError::NoKey)?;
     m.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
-    let raw = B64.decode(body).map_err(|_| TokenError::Malformed)?;
+    B64.decode(body).map_err(|_| TokenError::Malformed)
+}
+
+/// Checks a token's signature (in constant time) and expiry against `now_secs`.
+pub fn verify(token: &str, key: Option<&[u8]>, now_secs: i64) -> Result<Claims, TokenError> {
+    let raw = open(token, key)?;
     let claims: Claims = serde_json::from_slice(&raw).map_err(|_| TokenError::Malformed)?;
     if claims.exp <= now_secs {
         return Err(TokenError::Expired(claims.exp));
