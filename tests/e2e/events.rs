@@ -1,6 +1,8 @@
 //! Exposure and conversion events: sampled JSON lines with a keyed hash of the user, and
 //! conversions carrying the variants the edge serves that user.
 
+use std::collections::BTreeMap;
+
 use edgeflags_e2e::{AppSpec, Req, app};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -103,4 +105,93 @@ fn every_event_is_one_json_line() {
             "not one JSON line: {line}"
         );
     }
+}
+
+#[test]
+fn report_on_the_captured_log_reproduces_the_counts_of_the_run() {
+    let app = app("events-report", AppSpec::demo);
+    // 80 users from Tokyo and Paris; each converts by a rule of its own, so the expected
+    // counts come from what the edge actually served.
+    let mut expected: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for i in 0..80 {
+        let user = format!("u-report-{i}");
+        let (ip, country) = if i % 2 == 0 {
+            ("203.0.113.10", "JP")
+        } else {
+            ("203.0.113.20", "FR")
+        };
+        let r = app.send(Req::get("/").from(ip).user(&user));
+        let variant = r
+            .decision("checkout")
+            .unwrap_or_else(|| panic!("no checkout decision: {}", r.body));
+        let converts = if variant == "v2" {
+            i % 3 != 0
+        } else {
+            i % 3 == 0
+        };
+        let e = expected
+            .entry((variant.clone(), country.to_string()))
+            .or_default();
+        e.0 += 1;
+        if converts {
+            e.1 += 1;
+            let t = app.send(
+                Req::post("/.edgeflags/track", r#"{"event": "purchase", "value": 10}"#)
+                    .from(ip)
+                    .user(&user),
+            );
+            assert_eq!(t.status, 204);
+        }
+    }
+    let log = std::env::temp_dir().join(format!("edgeflags-report-{}.log", std::process::id()));
+    std::fs::write(&log, app.logs().join("\n")).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(edgeflags_e2e::cli_binary())
+        .args([
+            "report",
+            &log.to_string_lossy(),
+            "--event",
+            "purchase",
+            "--json",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run edgeflags: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let checkout = &doc["flags"]["checkout"];
+    for variant in ["v1", "v2"] {
+        let (mut n, mut c) = (0, 0);
+        for country in ["JP", "FR"] {
+            let (en, ec) = expected
+                .get(&(variant.to_string(), country.to_string()))
+                .copied()
+                .unwrap_or_default();
+            let got = &checkout[variant]["countries"][country];
+            assert_eq!(
+                (
+                    got["exposed"].as_u64().unwrap_or(0),
+                    got["converted"].as_u64().unwrap_or(0)
+                ),
+                (en, ec),
+                "{variant} in {country}"
+            );
+            n += en;
+            c += ec;
+        }
+        let v = &checkout[variant];
+        assert_eq!(
+            (v["exposed"].as_u64(), v["converted"].as_u64()),
+            (Some(n), Some(c))
+        );
+        let rate = v["rate"].as_f64().unwrap_or(-1.0);
+        assert!(
+            (rate - c as f64 / n as f64).abs() < 1e-12,
+            "{variant}: {rate}"
+        );
+        assert_eq!(v["value"].as_f64(), Some(10.0 * c as f64));
+    }
+    assert_eq!(doc["skipped"].as_u64(), Some(0));
 }

@@ -32,6 +32,29 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The `edgeflags` CLI built by the same `cargo test` (beside the test executable's
+/// `deps/` directory).
+pub fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = dir.join(format!("edgeflags{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "edgeflags-cli"])
+            .current_dir(root())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "cannot build the edgeflags CLI"
+        );
+    }
+    bin
+}
+
 /// The demo flag file, parsed.
 pub fn demo_flags() -> serde_json::Value {
     let text = std::fs::read_to_string(root().join("config-store/flags.json")).unwrap_or_default();

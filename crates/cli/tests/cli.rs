@@ -295,7 +295,22 @@ fn report_summarises_exposures_and_conversions_with_intervals() {
         (Some(100), Some(20))
     );
     assert_eq!(v2["value"].as_f64(), Some(200.0));
-    assert_eq!(v1["countries"]["JP"].as_u64(), Some(50));
+    assert_eq!(v1["countries"]["JP"]["exposed"].as_u64(), Some(50));
+    // Users 100..200 alternate JP/US; every fifth converts: 10 in JP (even), 10 in US.
+    assert_eq!(v2["countries"]["JP"]["converted"].as_u64(), Some(10));
+    // v2 against the control v1: +10 points, Newcombe's interval [0.015, 19.95] points.
+    let d = &v2["vs_control"];
+    assert_eq!(d["control"], "v1");
+    assert!((d["diff"].as_f64().unwrap_or(0.0) - 0.10).abs() < 1e-9);
+    let (dlo, dhi) = (
+        d["ci95"][0].as_f64().unwrap_or(9.0),
+        d["ci95"][1].as_f64().unwrap_or(9.0),
+    );
+    assert!(
+        (dlo - 0.000149).abs() < 1e-5 && (dhi - 0.199474).abs() < 1e-5,
+        "{dlo} {dhi}"
+    );
+    assert!(v1.get("vs_control").is_none());
     // Wilson 95% interval of 10/100: 5.52% to 17.44%.
     let (lo, hi) = (
         v1["ci95"][0].as_f64().unwrap_or(0.0),
@@ -306,13 +321,27 @@ fn report_summarises_exposures_and_conversions_with_intervals() {
         "{lo} {hi}"
     );
     assert_eq!(doc["skipped"].as_u64(), Some(0));
-    let human = edgeflags(&["report", &file.to_string_lossy(), "--event", "purchase"]);
+    let chart = scratch("report.svg");
+    let human = edgeflags(&[
+        "report",
+        &file.to_string_lossy(),
+        "--event",
+        "purchase",
+        "--by-country",
+        "--chart",
+        &chart.to_string_lossy(),
+    ]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(
         text.contains("checkout")
             && text.contains("10.00%")
             && text.contains("20.00%")
+            && text.contains("+10.00 pts [+0.01, +19.95]")
+            && text.contains("in JP: v1 10/50 (20.00%), v2 10/50 (20.00%)")
             && text.contains('█'),
         "{text}"
     );
+    let svg = std::fs::read_to_string(&chart).unwrap_or_default();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains(">checkout</text>") && svg.contains("20.00% [13.34, 28.88] n=100"));
 }
