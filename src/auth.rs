@@ -19,12 +19,12 @@ pub enum Caller {
 /// The bearer token or API key a request carries (`Authorization: Bearer …` or
 /// `X-API-Key: …`).
 pub fn presented(req: &Request) -> Option<&str> {
-    req.get_header_str("authorization")
+    crate::context::header(req, "authorization")
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
-        .or_else(|| req.get_header_str("x-api-key"))
+        .or_else(|| crate::context::header(req, "x-api-key"))
         .map(str::trim)
 }
 

@@ -56,11 +56,10 @@ pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
     if let Some(place) = req.get_client_ip_addr().and_then(geo::lookup) {
         set_place(&mut ctx, &place);
     }
-    let ua = req.get_header_str("user-agent").unwrap_or("");
+    let ua = header(req, "user-agent").unwrap_or("");
     let ua = if ua.len() > 1024 { "" } else { ua };
     ctx.set("device", device_class(ua));
-    if let Some(lang) = req
-        .get_header_str("accept-language")
+    if let Some(lang) = header(req, "accept-language")
         .filter(|h| h.len() <= 512)
         .and_then(attributes::language_from_accept_language)
     {
@@ -89,8 +88,8 @@ const MAX_CUSTOM: usize = 256;
 /// parameters. Oversized values, and values with control characters, are ignored.
 fn set_custom(ctx: &mut Context, req: &Request, allowed: &edgeflags_engine::ContextSettings) {
     let ok = |v: &str| v.len() <= MAX_CUSTOM && !v.chars().any(char::is_control);
-    for (header, attr) in &allowed.headers {
-        if let Some(v) = req.get_header_str(header.as_str()).filter(|v| ok(v)) {
+    for (name, attr) in &allowed.headers {
+        if let Some(v) = header(req, name.as_str()).filter(|v| ok(v)) {
             ctx.set(attr, v.trim());
         }
     }
@@ -110,7 +109,7 @@ fn set_custom(ctx: &mut Context, req: &Request, allowed: &edgeflags_engine::Cont
 
 /// The preview token of a request: the header, else the cookie, else the query parameter.
 fn preview_token(req: &Request) -> Option<String> {
-    req.get_header_str(PREVIEW_HEADER)
+    header(req, PREVIEW_HEADER)
         .map(str::to_string)
         .or_else(|| cookie(req, PREVIEW_COOKIE).map(str::to_string))
         .or_else(|| req.get_query_parameter(PREVIEW_COOKIE).map(str::to_string))
@@ -165,10 +164,22 @@ fn apply_preview(rc: &mut RequestContext, token: &str) {
     rc.preview = true;
 }
 
+/// A header's value, when it is UTF-8. (The fastly crate's `get_header_str` panics on a
+/// value that is not, and a client chooses the bytes.)
+pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.get_header(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// Every value of a header that is UTF-8.
+pub fn headers<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
+    req.get_header_all(name)
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
 /// A cookie's value (the first 16 `Cookie` headers, 64 cookies each, are searched).
 pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.get_header_all_str("cookie")
-        .into_iter()
+    headers(req, "cookie")
         .take(16)
         .flat_map(|h| h.split(';').take(64))
         .filter_map(|c| c.trim().split_once('='))
@@ -228,7 +239,7 @@ fn user_key(req: &Request) -> Option<String> {
     cookie(req, ID_COOKIE)
         .filter(|k| valid_key(k))
         .or_else(|| {
-            req.get_header_str(USER_HEADER)
+            header(req, USER_HEADER)
                 .map(str::trim)
                 .filter(|k| valid_key(k))
         })

@@ -28,7 +28,7 @@ pub fn handle(mut req: Request, loaded: &Loaded) -> Response {
         );
     };
     let settings = snapshot.ofrep();
-    let cors_origin = req.get_header_str("origin").and_then(|o| {
+    let cors_origin = crate::context::header(&req, "origin").and_then(|o| {
         settings
             .cors_origins
             .iter()
@@ -103,6 +103,12 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
             Err(e) => return failure("PARSE_ERROR", format!("the body is not JSON: {e}")),
         }
     };
+    if !body.is_object() {
+        return failure(
+            "PARSE_ERROR",
+            "the body must be a JSON object, such as {\"context\": {}}".into(),
+        );
+    }
     let given = match body.get("context") {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(o)) => o.clone(),
@@ -208,7 +214,7 @@ fn success(e: &Evaluation, metadata: &Value) -> Value {
 
 /// Whether `If-None-Match` names `etag` (weak comparison, RFC 9110 13.1.2).
 fn if_none_match(req: &Request, etag: &str) -> bool {
-    let Some(h) = req.get_header_str("if-none-match") else {
+    let Some(h) = crate::context::header(req, "if-none-match") else {
         return false;
     };
     h.split(',')

@@ -59,6 +59,10 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
     for name in forged {
         req.remove_header(name);
     }
+    // A dot segment could climb out of a route's path prefix at the origin.
+    if !edgeflags_engine::route::safe_path(req.get_path()) {
+        return status_page(StatusCode::BAD_REQUEST, "The request path is not valid.");
+    }
     let evals: Vec<_> = snapshot.evaluate_all(&rc.ctx, rc.now).collect();
     let mut decisions = String::new();
     let mut content = String::new();

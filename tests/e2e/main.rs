@@ -1,9 +1,13 @@
 //! End-to-end tests: the real edge wasm in Viceroy. One module per area.
 
+mod bad_input;
 mod events;
+mod faults;
 mod foundation;
+mod isolation;
 mod ofrep;
 mod personalization;
 mod preview;
+mod security;
 mod snapshots;
 mod traits;

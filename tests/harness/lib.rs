@@ -399,7 +399,7 @@ impl App {
             .method(req.method.as_str())
             .uri(format!("http://edge.test{}", req.path));
         for (k, v) in &req.headers {
-            builder = builder.header(k.as_str(), v.as_bytes());
+            builder = builder.header(k.as_str(), v.as_slice());
         }
         let request = match builder.body(Body::from(req.body.clone())) {
             Ok(r) => r,
@@ -467,7 +467,7 @@ pub struct Req {
     method: String,
     path: String,
     client: IpAddr,
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
 }
 
@@ -504,7 +504,12 @@ impl Req {
     }
     /// With a header.
     pub fn header(mut self, name: &str, value: &str) -> Req {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), value.as_bytes().to_vec()));
+        self
+    }
+    /// With a header of raw bytes (which need not be UTF-8).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Req {
+        self.headers.push((name.into(), value.to_vec()));
         self
     }
     /// As user `key` (the id cookie).

@@ -21,6 +21,8 @@ pub enum Behaviour {
     Hang(Duration),
     /// Nothing listens on the port: connections are refused.
     Refuse,
+    /// 200 with a body of this many bytes, sent in 64 KiB chunks.
+    Huge(usize),
 }
 
 /// One request an origin received.
@@ -124,6 +126,17 @@ async fn answer(
             .status(*code)
             .body(Body::from(format!("origin {backend} failing with {code}")))
             .unwrap_or_default(),
+        Behaviour::Huge(n) => {
+            let n = *n;
+            let chunks = (0..n.div_ceil(65536)).map(move |i| {
+                let len = (n - i * 65536).min(65536);
+                Ok::<_, std::convert::Infallible>(bytes::Bytes::from(vec![b'x'; len]))
+            });
+            Response::builder()
+                .header("content-type", "application/octet-stream")
+                .body(Body::wrap_stream(futures_util::stream::iter(chunks)))
+                .unwrap_or_default()
+        }
         Behaviour::Hang(d) => {
             tokio::time::sleep(*d).await;
             Response::new(Body::from("too late"))
