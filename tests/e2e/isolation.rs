@@ -69,7 +69,7 @@ fn case(i: usize) -> Case {
     }
     let mut cookies = vec![format!("ef_uid={user}")];
     let mut req = Req::get("/").from(ip);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         // A profile (stored for every third user by the app spec).
         ctx.set("traits.watch_genre", "anime");
     }
