@@ -45,6 +45,18 @@ fn main() {
         .run_with_context(handle, &mut instance);
 }
 
+/// The size of the instance's linear memory, in KiB.
+fn heap_kib() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) * 64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
 /// Handles one request. Never fails: every problem becomes a response with the right
 /// status (see [`response::status_page`]).
 fn handle(req: Request, instance: &mut Instance) -> Response {
@@ -70,6 +82,8 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
     resp.set_header("edgeflags-snapshot", loaded.version.as_str());
     // Debug: the ordinal of this request in its instance (2 and up prove reuse).
     resp.set_header("edgeflags-instance-request", instance.requests.to_string());
+    // Debug: the instance's linear memory (KiB), so a load run can see whether reuse grows it.
+    resp.set_header("edgeflags-instance-heap-kib", heap_kib().to_string());
     resp.set_header(
         "server-timing",
         format!(

@@ -63,12 +63,17 @@ pub fn evaluate(data: &[u8]) {
 }
 
 /// What the edge derives from request fields: the bytes split on NUL into User-Agent,
-/// Accept-Language, a zone name, a country and region, and a preview token.
+/// Accept-Language, a zone name, a country and region, a preview token, a traits cookie,
+/// a stored profile and a request path.
 pub fn request_fields(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.split('\0');
     let mut next = || parts.next().unwrap_or("");
     let (ua, lang, zone, country, region, token) = (next(), next(), next(), next(), next(), next());
+    let (traits_cookie, profile, path) = (next(), next(), next());
+    let _ = crate::traits::verify_cookie(traits_cookie, Some(b"key"), ua, 0);
+    let _ = crate::traits::parse_profile(profile.as_bytes(), 0);
+    let _ = crate::route::safe_path(path);
     let _ = attributes::device_class_from_user_agent(ua);
     let _ = attributes::language_from_accept_language(lang);
     let _ = Zone::parse(zone);
