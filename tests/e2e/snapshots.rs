@@ -170,7 +170,11 @@ fn a_snapshot_in_a_newer_format_falls_back() {
         (r.status, r.header("edgeflags-snapshot")),
         (200, Some(version_of(&demo_flags()).as_str()))
     );
-    assert!(health(&app)["problems"].to_string().contains("format 2"));
+    assert!(
+        health(&app)["problems"]
+            .to_string()
+            .contains(&format!("format {}", pack::FORMAT + 1))
+    );
 }
 
 /// 100 flags like a real rollout set.
@@ -200,6 +204,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
     assert!(r.decision("rollout-042").is_some());
     let n = lookups(&r);
     assert!(n <= 8, "{n} lookups for 100 flags ({parts} parts)");
+    let clean = n;
     // Falling back reads the pointer and both slots: still within 15.
     let mut torn = repack(
         &v1,
@@ -211,6 +216,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
         None,
     );
     let part = pack::Slot::B.part_key(1);
+    assert!(torn.contains_key(&part), "slot b has a second part to tear");
     torn.insert(part, "0123456789abcdef:x".into());
     let app = app("hundred-torn", || {
         AppSpec::demo().store(Store::Entries(torn))
@@ -218,7 +224,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
     let r = app.send(Req::get("/").user("u-100"));
     let n = lookups(&r);
     assert!(n <= 15, "{n} lookups on fallback");
-    assert!(n > 8, "the fallback read both slots ({n} lookups)");
+    assert!(n > clean, "the fallback read both slots ({n} lookups)");
 }
 
 #[test]

@@ -744,7 +744,9 @@ fn live_active(
             why.join("; ")
         )
     })?;
-    let doc = serde_json::from_str(&loaded.payload).context("the live snapshot is not JSON")?;
+    let source = edgeflags_engine::binary::source(&loaded.payload)
+        .context("the live snapshot's flag file is unreadable")?;
+    let doc = serde_json::from_str(&source).context("the live snapshot is not JSON")?;
     Ok(Some((loaded.version, doc)))
 }
 

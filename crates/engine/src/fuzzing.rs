@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::DateTime;
 
-use crate::{Context, Zone, attributes, compile_packed, compile_str, explain, pack, preview};
+use crate::{Context, Zone, attributes, compile_str, explain, pack, preview};
 
 const DEMO: &str = include_str!("../../../config-store/flags.json");
 
@@ -25,7 +25,9 @@ pub fn compile(data: &[u8]) {
 }
 
 /// Snapshot decode: the bytes as a store (a JSON object of entries, or `key=value`
-/// lines), read through the pointer and compiled as the edge does.
+/// lines), read through the pointer and loaded as the edge does; and the bytes as a
+/// compiled snapshot (postcard), which, whatever indexes it holds, must evaluate without
+/// a panic.
 pub fn snapshot_decode(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let store: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_else(|_| {
@@ -37,8 +39,19 @@ pub fn snapshot_decode(data: &[u8]) {
     for key in [None, Some(&b"k"[..])] {
         let outcome = pack::read(|k| store.get(k).cloned(), key);
         if let Ok(l) = outcome.result {
-            let _ = compile_packed(&l.payload, &l.version);
+            let _ = crate::binary::load(&l.payload, &l.version);
+            let _ = crate::binary::source(&l.payload);
         }
+    }
+    if let Ok(snapshot) = crate::binary::decode(data) {
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+        let ctx = Context::with_key("u1")
+            .with("country", "JP")
+            .with("plan", "pro");
+        for e in snapshot.evaluate_all(&ctx, now) {
+            let _ = explain::evaluation_json(&e);
+        }
+        let _ = snapshot.route(&ctx, now);
     }
 }
 

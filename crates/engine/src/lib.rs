@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod attributes;
+pub mod binary;
 pub mod bucket;
 pub mod compile;
 pub mod context;

@@ -10,7 +10,7 @@ use crate::route::RouteRule;
 use crate::zone::Window;
 
 /// The type of a flag's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FlagType {
     /// `true` / `false`.
     Boolean,
@@ -105,7 +105,7 @@ impl Snapshot {
 
 /// Custom attributes the edge takes from a request (the `context` object of the flag
 /// file): for each allowed header, cookie and query parameter, the attribute it sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContextSettings {
     /// (header name, attribute).
     pub headers: Vec<(String, String)>,
@@ -116,7 +116,7 @@ pub struct ContextSettings {
 }
 
 /// How the edge serves OFREP (the `ofrep` object of the flag file).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OfrepSettings {
     /// Origins allowed to call from a browser (CORS); `*` allows any.
     pub cors_origins: Vec<String>,
@@ -126,7 +126,7 @@ pub struct OfrepSettings {
 }
 
 /// One flag.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Flag {
     pub(crate) key: String,
     pub(crate) kind: FlagType,
@@ -193,17 +193,22 @@ impl Flag {
 }
 
 /// Descriptive fields of a flag, for people and for clean-up tooling.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Metadata {
-    /// What the flag is for.
+    /// What the flag is for. (Not in the packed snapshot: the edge does not use it.)
+    #[serde(skip)]
     pub description: Option<String>,
-    /// Who owns it.
+    /// Who owns it. (Not in the packed snapshot.)
+    #[serde(skip)]
     pub owner: Option<String>,
-    /// Free-form tags.
+    /// Free-form tags. (Not in the packed snapshot.)
+    #[serde(skip)]
     pub tags: Vec<String>,
     /// A temporary flag (a rollout or experiment) is meant to be removed.
     pub temporary: bool,
-    /// The date (`YYYY-MM-DD`) by which a temporary flag should be cleaned up.
+    /// The date (`YYYY-MM-DD`) by which a temporary flag should be cleaned up. (Not in
+    /// the packed snapshot.)
+    #[serde(skip)]
     pub expires: Option<String>,
     /// Whether the flag's decision changes the content a cache stores (it goes into the
     /// cache key and the origin's `edgeflags-decisions` header).
@@ -213,21 +218,22 @@ pub struct Metadata {
 }
 
 /// A named variant and its value.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Variant {
     pub(crate) name: String,
+    #[serde(with = "crate::binary::json_text")]
     pub(crate) value: Value,
 }
 
 /// "Serve this flag's rules only when flag `flag` serves one of `variants`".
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Prerequisite {
     pub(crate) flag: usize,
     pub(crate) variants: Vec<usize>,
 }
 
 /// An ordered rule: all clauses must match.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Rule {
     pub(crate) id: String,
     pub(crate) clauses: Vec<Clause>,
@@ -236,7 +242,7 @@ pub(crate) struct Rule {
 }
 
 /// What a rule or the default serves.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Serve {
     Variant(usize),
     Split(Split),
@@ -254,6 +260,37 @@ pub struct Split {
     pub slots: Vec<(u32, usize)>,
     /// The hasher state after `salt ‖ 0x1F`, computed once at compile.
     pub(crate) prefix: crate::bucket::Prefix,
+}
+
+/// A split as stored: the salted hasher is rebuilt from the salt when read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SplitData {
+    by: String,
+    salt: String,
+    slots: Vec<(u32, usize)>,
+}
+
+impl serde::Serialize for Split {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SplitData {
+            by: self.by.clone(),
+            salt: self.salt.clone(),
+            slots: self.slots.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Split {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Split, D::Error> {
+        let data = SplitData::deserialize(d)?;
+        Ok(Split {
+            prefix: crate::bucket::Prefix::new(&data.salt),
+            by: data.by,
+            salt: data.salt,
+            slots: data.slots,
+        })
+    }
 }
 
 impl Split {
@@ -277,7 +314,7 @@ impl Split {
 }
 
 /// `attribute op values`, optionally negated.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Clause {
     pub(crate) attribute: String,
     pub(crate) op: Op,
@@ -285,10 +322,26 @@ pub(crate) struct Clause {
 }
 
 /// A string set: a list while small, a hash set when large.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<Box<str>>", into = "Vec<Box<str>>")]
 pub(crate) enum StrSet {
     Few(Vec<Box<str>>),
     Many(HashSet<Box<str>>),
+}
+
+impl From<Vec<Box<str>>> for StrSet {
+    fn from(items: Vec<Box<str>>) -> StrSet {
+        StrSet::new(items)
+    }
+}
+
+impl From<StrSet> for Vec<Box<str>> {
+    fn from(set: StrSet) -> Vec<Box<str>> {
+        match set {
+            StrSet::Few(v) => v,
+            StrSet::Many(h) => h.into_iter().collect(),
+        }
+    }
 }
 
 impl StrSet {
@@ -308,7 +361,7 @@ impl StrSet {
 }
 
 /// Numeric comparisons.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Cmp {
     Lt,
     Lte,
@@ -331,7 +384,7 @@ impl Cmp {
 }
 
 /// A compiled operator with its values.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Op {
     In {
         strs: StrSet,
@@ -341,9 +394,12 @@ pub(crate) enum Op {
     StartsWith(Vec<String>),
     EndsWith(Vec<String>),
     Contains(Vec<String>),
-    Matches(Vec<regex_lite::Regex>),
+    Matches(#[serde(with = "crate::binary::regexes")] Vec<regex_lite::Regex>),
     Number(Cmp, Vec<f64>),
-    Semver(Cmp, Vec<semver::Version>),
+    Semver(
+        Cmp,
+        #[serde(with = "crate::binary::versions")] Vec<semver::Version>,
+    ),
     /// Instants in milliseconds since the epoch.
     Before(Vec<i64>),
     After(Vec<i64>),
@@ -353,7 +409,7 @@ pub(crate) enum Op {
 }
 
 /// A reusable set of users: keys included, keys excluded, and rules (any may match).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Segment {
     pub(crate) included: StrSet,
     pub(crate) excluded: StrSet,
@@ -362,9 +418,11 @@ pub(crate) struct Segment {
 
 /// When a flag or rule is active: between two instants, and (if any windows are given)
 /// inside one of the recurring local-time windows.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Schedule {
+    #[serde(with = "crate::binary::opt_instant")]
     pub(crate) from: Option<DateTime<Utc>>,
+    #[serde(with = "crate::binary::opt_instant")]
     pub(crate) until: Option<DateTime<Utc>>,
     pub(crate) windows: Vec<Window>,
 }

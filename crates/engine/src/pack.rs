@@ -16,8 +16,9 @@ use crate::bucket::hash64;
 
 /// The pointer entry's key.
 pub const POINTER_KEY: &str = "edgeflags.pointer";
-/// The newest snapshot format this code reads and writes.
-pub const FORMAT: u32 = 1;
+/// The newest snapshot format this code reads and writes: 2 is the compiled snapshot of
+/// [`crate::binary`]; 1 was the flag file's JSON (still read).
+pub const FORMAT: u32 = 2;
 /// Fastly's limit on one config-store value, in characters.
 pub const MAX_VALUE_CHARS: usize = 8000;
 /// Fastly's limit on the number of entries in a config store.
@@ -115,6 +116,9 @@ pub enum PackError {
     /// The existing store content has a pointer that cannot be read.
     #[error("the store's pointer entry is not readable: {0}")]
     BadPointer(String),
+    /// The flag file does not compile.
+    #[error("the flag file does not compile: {0}")]
+    Invalid(String),
 }
 
 /// The entries to write (in order: parts first, pointer last) and to delete.
@@ -208,11 +212,12 @@ fn split_parts(payload: &str, room: usize) -> Vec<&str> {
     parts
 }
 
-/// Packs `payload` (a snapshot of version `version`) into the idle slot of `store` (the
-/// current entries, empty for a new store) and flips the pointer to it. When the active
-/// slot already holds this version, nothing is written.
+/// Packs a flag file (`json`, of version `version`) into the idle slot of `store` (the
+/// current entries, empty for a new store) and flips the pointer to it. The slot holds the
+/// compiled snapshot with the flag file beside it ([`crate::binary::envelope`]). When the
+/// active slot already holds this version, nothing is written.
 pub fn pack(
-    payload: &str,
+    json: &str,
     version: &str,
     store: &BTreeMap<String, String>,
     key: Option<&[u8]>,
@@ -241,6 +246,9 @@ pub fn pack(
         .as_ref()
         .map(|p| p.active.other())
         .unwrap_or(Slot::A);
+    let envelope =
+        crate::binary::envelope(json, version).map_err(|e| PackError::Invalid(e.to_string()))?;
+    let payload = envelope.as_str();
     let prefix = version.len() + 1;
     let parts = split_parts(payload, MAX_VALUE_CHARS - prefix);
     let mut upserts: Vec<(String, String)> = parts
@@ -519,34 +527,58 @@ mod tests {
         s
     }
 
+    /// A valid flag file of `n` flags whose descriptions carry `marker`.
+    fn flags(n: usize, marker: &str) -> String {
+        let flags: serde_json::Map<String, serde_json::Value> = (0..n)
+            .map(|i| {
+                (
+                    format!("f{i}"),
+                    serde_json::json!({
+                        "type": "string",
+                        "description": format!("{marker} {i}"),
+                        "variants": {"on": format!("{marker} {i} {}", "é".repeat(60)), "off": "x"},
+                        "off_variant": "off",
+                        "default": "on"
+                    }),
+                )
+            })
+            .collect();
+        serde_json::json!({ "flags": flags }).to_string()
+    }
+
+    fn source_of(l: &Loaded) -> String {
+        crate::binary::source(&l.payload).unwrap_or_default()
+    }
+
     #[test]
     fn round_trip_and_slot_alternation() {
-        let big: String = "é".repeat(9000);
+        let big = flags(120, "first");
         let s1 = store_after(&big, "v1", &BTreeMap::new(), None);
         let r = read(|k| s1.get(k).cloned(), None);
         let loaded = r.result.clone().ok();
         assert_eq!(
-            loaded.as_ref().map(|l| (l.payload.len(), l.slot)),
-            Some((big.len(), Slot::A))
+            loaded.as_ref().map(|l| (source_of(l), l.slot)),
+            Some((big.clone(), Slot::A))
         );
         assert!(s1.values().all(|v| v.chars().count() <= MAX_VALUE_CHARS));
-        assert_eq!(r.lookups, 1 + 3);
-        let s2 = store_after("{}", "v2", &s1, None);
+        assert!(r.lookups > 2, "a multi-part slot: {}", r.lookups);
+        let snapshot = loaded.and_then(|l| crate::binary::load(&l.payload, &l.version).ok());
+        assert_eq!(snapshot.map(|s| s.len()), Some(120));
+        let small = flags(1, "second");
+        let s2 = store_after(&small, "v2", &s1, None);
         let r2 = read(|k| s2.get(k).cloned(), None).result.ok();
-        assert_eq!(
-            r2.map(|l| (l.payload, l.slot)),
-            Some(("{}".to_string(), Slot::B))
-        );
+        assert_eq!(r2.map(|l| (source_of(&l), l.slot)), Some((small, Slot::B)));
     }
 
     #[test]
     fn torn_slot_falls_back_to_previous() {
-        let s1 = store_after("old-payload", "v1", &BTreeMap::new(), None);
-        let mut s2 = store_after(&"x".repeat(10000), "v2", &s1, None);
+        let old = flags(1, "old");
+        let s1 = store_after(&old, "v1", &BTreeMap::new(), None);
+        let mut s2 = store_after(&flags(120, "new"), "v2", &s1, None);
         s2.insert("edgeflags.b.1".into(), "v0:zzz".into());
         let r = read(|k| s2.get(k).cloned(), None).result.ok();
         let r = r.as_ref();
-        assert_eq!(r.map(|l| l.payload.as_str()), Some("old-payload"));
+        assert_eq!(r.map(source_of), Some(old));
         assert!(matches!(
             r.and_then(|l| l.fell_back.clone()),
             Some(SlotProblem::Torn { .. })
@@ -555,10 +587,11 @@ mod tests {
 
     #[test]
     fn signatures_are_checked() {
-        let s = store_after("payload", "v1", &BTreeMap::new(), Some(b"k1"));
+        let f = flags(2, "signed");
+        let s = store_after(&f, "v1", &BTreeMap::new(), Some(b"k1"));
         assert!(read(|k| s.get(k).cloned(), Some(b"k1")).result.is_ok());
         assert!(read(|k| s.get(k).cloned(), Some(b"k2")).result.is_err());
-        let unsigned = store_after("payload", "v1", &BTreeMap::new(), None);
+        let unsigned = store_after(&f, "v1", &BTreeMap::new(), None);
         assert!(
             read(|k| unsigned.get(k).cloned(), Some(b"k1"))
                 .result
@@ -568,8 +601,17 @@ mod tests {
 
     #[test]
     fn packing_the_active_version_again_writes_nothing() {
-        let s = store_after("p", "v1", &BTreeMap::new(), None);
-        let again = pack("p", "v1", &s, None).ok();
+        let f = flags(1, "same");
+        let s = store_after(&f, "v1", &BTreeMap::new(), None);
+        let again = pack(&f, "v1", &s, None).ok();
         assert_eq!(again.map(|p| p.upserts.len()), Some(0));
+    }
+
+    #[test]
+    fn a_file_that_does_not_compile_is_refused() {
+        assert!(matches!(
+            pack("{\"flags\": 1}", "v1", &BTreeMap::new(), None),
+            Err(PackError::Invalid(_))
+        ));
     }
 }

@@ -7,7 +7,7 @@ use crate::context::Context;
 use crate::model::{Clause, Snapshot};
 
 /// Where a request goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     /// The id of the route rule that chose it (`default` for the default route).
     pub id: String,
@@ -20,7 +20,7 @@ pub struct Route {
 }
 
 /// One route rule: its clauses and required variants must all match.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RouteRule {
     pub(crate) clauses: Vec<Clause>,
     /// (flag index, acceptable variant indexes).

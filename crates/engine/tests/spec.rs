@@ -59,6 +59,16 @@ fn run_evaluation_file(name: &str, failures: &mut Vec<String>) -> usize {
             return 0;
         }
     };
+    // The edge runs the packed form (compiled, encoded, decoded): every case must hold
+    // for it too.
+    let packed =
+        match edgeflags_engine::binary::decode(&edgeflags_engine::binary::encode(&snapshot)) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!("{name}: the packed snapshot does not decode: {e}"));
+                return 0;
+            }
+        };
     let cases = doc["cases"].as_array().cloned().unwrap_or_default();
     for (i, c) in cases.iter().enumerate() {
         let label = format!("{name} #{i} {}", c["name"].as_str().unwrap_or("?"));
@@ -72,6 +82,12 @@ fn run_evaluation_file(name: &str, failures: &mut Vec<String>) -> usize {
         };
         let flag = c["flag"].as_str().unwrap_or("");
         let got = observed(&snapshot.evaluate(flag, &ctx, now));
+        let via_pack = observed(&packed.evaluate(flag, &ctx, now));
+        if via_pack != got {
+            failures.push(format!(
+                "{label}: the packed snapshot decides {via_pack}, the compiled one {got}"
+            ));
+        }
         // Every field the case states must hold; fields it leaves out are not checked,
         // except that an unstated rule/bucket/prerequisite/error must be absent.
         let expect = &c["expect"];
