@@ -1,7 +1,9 @@
 //! Throughput through Viceroy: serves the edge app and a pass-through wasm (built the same
 //! way, same origin) over loopback HTTP, and drives each with the same bounded load.
-//! `edgeflags-load EDGE_WASM PASSTHROUGH_WASM [REQUESTS] [CONCURRENCY]`; prints a markdown
-//! table (requests/s, p50, p99) and the ratio. Run by `scripts/bench`.
+//! `edgeflags-load EDGE_WASM PASSTHROUGH_WASM [REQUESTS] [CONCURRENCY] [lean]`; prints a
+//! markdown table (requests/s, p50, p99) and the ratio. `lean` serves the demo flags
+//! without the trait rule (no profile lookup) and without exposure logging, to show what
+//! those cost. Run by `scripts/bench`.
 
 use std::time::{Duration, Instant};
 
@@ -61,9 +63,19 @@ fn main() -> Result<()> {
     let pass = args.next().context("missing PASSTHROUGH_WASM")?;
     let requests: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
+    let lean = args.next().as_deref() == Some("lean");
+    let mut flags = edgeflags_e2e::demo_flags();
+    if lean && let Some(f) = flags["flags"].as_object_mut() {
+        f.remove("recommendations");
+        for flag in f.values_mut() {
+            if let Some(o) = flag.as_object_mut() {
+                o.remove("exposure_sample");
+            }
+        }
+    }
     let edge_app = edgeflags_e2e::app("load-edge", || AppSpec {
         wasm: Some(edge.into()),
-        ..AppSpec::demo()
+        ..AppSpec::demo().store(edgeflags_e2e::Store::Flags(flags, None))
     });
     let pass_app = edgeflags_e2e::app("load-passthrough", || AppSpec {
         wasm: Some(pass.into()),
@@ -95,7 +107,12 @@ fn main() -> Result<()> {
     }
     println!();
     println!(
-        "edgeflags / pass-through throughput: {:.2} ({requests} requests per round, {concurrency} concurrent, best of 2 rounds)",
+        "edgeflags{} / pass-through throughput: {:.2} ({requests} requests per round, {concurrency} concurrent, best of 2 rounds)",
+        if lean {
+            " (lean: no trait rule, no exposure logging)"
+        } else {
+            ""
+        },
         best[1].0 / best[0].0.max(1e-9)
     );
     Ok(())

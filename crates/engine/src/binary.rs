@@ -273,7 +273,10 @@ mod tests {
         let cut = &env[..MAGIC.len() + 20];
         assert!(matches!(load(cut, "v9"), Err(LoadError::Damaged(_))));
         assert!(matches!(load("efb2.!!!", "v9"), Err(LoadError::Damaged(_))));
-        assert!(matches!(load("{not json", "v9"), Err(LoadError::Compile(_))));
+        assert!(matches!(
+            load("{not json", "v9"),
+            Err(LoadError::Compile(_))
+        ));
         assert!(decode(&[0xff; 64]).is_err());
         assert!(source("efb2.AAAA.!!!").is_err());
     }

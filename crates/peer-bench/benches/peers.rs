@@ -15,6 +15,11 @@ use unleash_yggdrasil::{EngineState, UpdateMessage};
 const EU: [&str; 5] = ["DE", "FR", "IT", "ES", "NL"];
 
 fn ours(n: usize) -> edgeflags_engine::Snapshot {
+    edgeflags_engine::compile_str(&ours_text(n)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The edgeflags flag file of `n` flags.
+fn ours_text(n: usize) -> String {
     let flags: serde_json::Map<String, Value> = (0..n)
         .map(|i| {
             (format!("flag-{i:03}"), json!({
@@ -25,10 +30,23 @@ fn ours(n: usize) -> edgeflags_engine::Snapshot {
             }))
         })
         .collect();
-    edgeflags_engine::compile(&json!({"flags": flags})).unwrap_or_else(|e| panic!("{e}"))
+    json!({"flags": flags}).to_string()
 }
 
 fn unleash(n: usize) -> EngineState {
+    unleash_load(&unleash_text(n))
+}
+
+/// Unleash's client-features document, as its SDKs receive it, loaded into an engine.
+fn unleash_load(text: &str) -> EngineState {
+    let state: ClientFeatures = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    let engine = EngineState::default();
+    engine.take_state(UpdateMessage::FullResponse(state));
+    engine
+}
+
+/// The Unleash client-features document of `n` toggles.
+fn unleash_text(n: usize) -> String {
     let features: Vec<Value> = (0..n)
         .map(|i| {
             let name = format!("flag-{i:03}");
@@ -45,11 +63,7 @@ fn unleash(n: usize) -> EngineState {
             })
         })
         .collect();
-    let state: ClientFeatures = serde_json::from_value(json!({"version": 2, "features": features}))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let engine = EngineState::default();
-    engine.take_state(UpdateMessage::FullResponse(state));
-    engine
+    json!({"version": 2, "features": features}).to_string()
 }
 
 struct LdStore(HashMap<String, Flag>);
@@ -63,11 +77,26 @@ impl Store for LdStore {
 }
 
 fn launchdarkly(n: usize) -> LdStore {
-    LdStore(
-        (0..n)
+    launchdarkly_load(&launchdarkly_text(n))
+}
+
+/// LaunchDarkly flags as its SDKs receive them (`{"flags": {key: flag}}`), parsed into
+/// its evaluation model.
+fn launchdarkly_load(text: &str) -> LdStore {
+    #[derive(serde::Deserialize)]
+    struct All {
+        flags: HashMap<String, Flag>,
+    }
+    let all: All = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+    LdStore(all.flags)
+}
+
+/// The LaunchDarkly flags document of `n` flags.
+fn launchdarkly_text(n: usize) -> String {
+    let flags: serde_json::Map<String, Value> = (0..n)
             .map(|i| {
                 let key = format!("flag-{i:03}");
-                let flag: Flag = serde_json::from_value(json!({
+                let flag = json!({
                     "key": key, "version": 1, "on": true, "salt": key, "deleted": false,
                     "variations": ["control", "treatment", "eu"], "offVariation": 0,
                     "targets": [], "contextTargets": [], "prerequisites": [],
@@ -75,12 +104,11 @@ fn launchdarkly(n: usize) -> LdStore {
                                "clauses": [{"attribute": "country", "op": "in", "values": EU, "negate": false}]}],
                     "fallthrough": {"rollout": {"variations": [{"variation": 0, "weight": 50000}, {"variation": 1, "weight": 50000}]}},
                     "clientSide": false, "trackEvents": false, "trackEventsFallthrough": false
-                }))
-                .unwrap_or_else(|e| panic!("{e}"));
+                });
                 (key, flag)
             })
-            .collect(),
-    )
+            .collect();
+    json!({"flags": flags}).to_string()
 }
 
 fn benches(c: &mut Criterion) {
@@ -172,5 +200,26 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(peers, benches);
+fn compile_benches(c: &mut Criterion) {
+    let (ot, ut, lt) = (ours_text(100), unleash_text(100), launchdarkly_text(100));
+    let version = ours(100).fingerprint().to_string();
+    let packed =
+        edgeflags_engine::binary::envelope(&ot, &version).unwrap_or_else(|e| panic!("{e}"));
+    let mut g = c.benchmark_group("compile 100 flags");
+    g.bench_function("edgeflags (flag file)", |b| {
+        b.iter(|| edgeflags_engine::compile_str(black_box(&ot)).map(|s| s.len()))
+    });
+    g.bench_function("edgeflags (packed, as the edge loads it)", |b| {
+        b.iter(|| edgeflags_engine::binary::load(black_box(&packed), &version).map(|s| s.len()))
+    });
+    g.bench_function("unleash-yggdrasil", |b| {
+        b.iter(|| unleash_load(black_box(&ut)))
+    });
+    g.bench_function("launchdarkly", |b| {
+        b.iter(|| launchdarkly_load(black_box(&lt)).0.len())
+    });
+    g.finish();
+}
+
+criterion_group!(peers, benches, compile_benches);
 criterion_main!(peers);
