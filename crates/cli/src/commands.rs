@@ -388,30 +388,6 @@ pub fn parse_at(text: &str) -> Result<chrono::DateTime<chrono::FixedOffset>> {
         })
 }
 
-fn preview_key(key_file: Option<&Path>) -> Result<Vec<u8>> {
-    if let Some(path) = key_file {
-        let text = read(path)?;
-        return Ok(text.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
-    }
-    if let Ok(k) = std::env::var("EDGEFLAGS_PREVIEW_KEY") {
-        return Ok(k.into_bytes());
-    }
-    let local = Path::new("config-store/secrets.json");
-    let secrets: BTreeMap<String, String> = serde_json::from_str(&read(local).context(
-        "no preview key: pass --key-file, set EDGEFLAGS_PREVIEW_KEY, or run from the project root for the local dev key",
-    )?)?;
-    match secrets.get("preview_key") {
-        Some(k) => {
-            eprintln!(
-                "edgeflags: using the local dev preview key from {}",
-                local.display()
-            );
-            Ok(k.clone().into_bytes())
-        }
-        None => bail!("{} has no preview_key", local.display()),
-    }
-}
-
 fn preview_token(a: PreviewArgs) -> Result<ExitCode> {
     let mut claims = edgeflags_engine::preview::Claims {
         country: a.country.map(|c| c.to_ascii_uppercase()),
@@ -443,7 +419,11 @@ fn preview_token(a: PreviewArgs) -> Result<ExitCode> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     claims.exp = now + a.ttl.max(1);
-    let key = preview_key(a.key_file.as_deref())?;
+    let key = crate::profiles::secret_key(
+        "preview_key",
+        "EDGEFLAGS_PREVIEW_KEY",
+        a.key_file.as_deref(),
+    )?;
     println!("{}", edgeflags_engine::preview::mint(&claims, &key));
     Ok(ExitCode::SUCCESS)
 }

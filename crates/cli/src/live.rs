@@ -22,6 +22,28 @@ pub const DEFAULT_API: &str = "https://api.fastly.com";
 /// How many times a rate-limited request is tried.
 const TRIES: u32 = 5;
 
+/// The API client's configuration (base address, the token in `FASTLY_API_TOKEN`, our
+/// user agent) and a runtime to drive it; `what` names what the token must be allowed to
+/// write, for the error.
+pub fn api(api_url: &str, what: &str) -> Result<(Configuration, tokio::runtime::Runtime)> {
+    let token = std::env::var("FASTLY_API_TOKEN").map_err(|_| {
+        anyhow::anyhow!("set FASTLY_API_TOKEN to a Fastly API token that may write {what}")
+    })?;
+    let cfg = Configuration {
+        base_path: api_url.trim_end_matches('/').to_string(),
+        api_key: Some(ApiKey {
+            prefix: None,
+            key: token,
+        }),
+        user_agent: Some(format!("edgeflags/{}", env!("CARGO_PKG_VERSION"))),
+        ..Configuration::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((cfg, rt))
+}
+
 /// A config store reached through the API.
 pub struct LiveStore {
     cfg: Configuration,
@@ -32,26 +54,7 @@ pub struct LiveStore {
 impl LiveStore {
     /// Connects with the token in `FASTLY_API_TOKEN`.
     pub fn connect(store_id: &str, api_url: Option<&str>) -> Result<LiveStore> {
-        let token = std::env::var("FASTLY_API_TOKEN").map_err(|_| {
-            anyhow::anyhow!(
-                "set FASTLY_API_TOKEN to a Fastly API token that may write config stores"
-            )
-        })?;
-        let cfg = Configuration {
-            base_path: api_url
-                .unwrap_or(DEFAULT_API)
-                .trim_end_matches('/')
-                .to_string(),
-            api_key: Some(ApiKey {
-                prefix: None,
-                key: token,
-            }),
-            user_agent: Some(format!("edgeflags/{}", env!("CARGO_PKG_VERSION"))),
-            ..Configuration::default()
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let (cfg, rt) = api(api_url.unwrap_or(DEFAULT_API), "config stores")?;
         Ok(LiveStore {
             cfg,
             store_id: store_id.to_string(),

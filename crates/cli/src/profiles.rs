@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use edgeflags_engine::traits::{self, Profile};
-use fastly_api::apis::configuration::{ApiKey, Configuration};
+use fastly_api::apis::configuration::Configuration;
 use fastly_api::apis::kv_store_item_api::{
     KvStoreDeleteItemParams, KvStoreGetItemParams, KvStoreUpsertItemParams, kv_store_delete_item,
     kv_store_get_item, kv_store_upsert_item,
@@ -290,11 +290,7 @@ fn profile_json(traits: &BTreeMap<String, Value>, expires: Option<i64>) -> Strin
 fn push(a: PushArgs) -> Result<ExitCode> {
     let ttl = parse_ttl(&a.ttl)?;
     let profiles = read_profiles(&a.file)?;
-    let key = secret_key(
-        "user_hash_key",
-        "EDGEFLAGS_USER_HASH_KEY",
-        a.target.key_file.as_deref(),
-    )?;
+    let key = user_hash_key(&a.target)?;
     let expires = ttl.map(|t| now_secs() + t);
     let items: Vec<(String, String)> = profiles
         .iter()
@@ -328,13 +324,22 @@ fn push(a: PushArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn get(a: UserArgs) -> Result<ExitCode> {
-    let key = secret_key(
+/// The user's key in the store: the keyed hash with the user-hash key.
+fn hashed(t: &Target, user: &str) -> Result<String> {
+    let key = user_hash_key(t)?;
+    Ok(traits::user_hash(&key, user))
+}
+
+fn user_hash_key(t: &Target) -> Result<Vec<u8>> {
+    secret_key(
         "user_hash_key",
         "EDGEFLAGS_USER_HASH_KEY",
-        a.target.key_file.as_deref(),
-    )?;
-    let hashed = traits::user_hash(&key, &a.user);
+        t.key_file.as_deref(),
+    )
+}
+
+fn get(a: UserArgs) -> Result<ExitCode> {
+    let hashed = hashed(&a.target, &a.user)?;
     let stored = match &a.target.local {
         Some(path) => read_local(path)?
             .get(&hashed)
@@ -372,12 +377,7 @@ fn get(a: UserArgs) -> Result<ExitCode> {
 }
 
 fn delete(a: UserArgs) -> Result<ExitCode> {
-    let key = secret_key(
-        "user_hash_key",
-        "EDGEFLAGS_USER_HASH_KEY",
-        a.target.key_file.as_deref(),
-    )?;
-    let hashed = traits::user_hash(&key, &a.user);
+    let hashed = hashed(&a.target, &a.user)?;
     let existed = match &a.target.local {
         Some(path) => {
             let mut file = read_local(path)?;
@@ -430,21 +430,7 @@ impl Kv {
         let Some(store_id) = t.store_id.clone() else {
             bail!("pass --store-id (or set EDGEFLAGS_PROFILE_STORE_ID), or --local FILE");
         };
-        let token = std::env::var("FASTLY_API_TOKEN").map_err(|_| {
-            anyhow::anyhow!("set FASTLY_API_TOKEN to a Fastly API token that may write KV stores")
-        })?;
-        let cfg = Configuration {
-            base_path: t.api_url.trim_end_matches('/').to_string(),
-            api_key: Some(ApiKey {
-                prefix: None,
-                key: token,
-            }),
-            user_agent: Some(format!("edgeflags/{}", env!("CARGO_PKG_VERSION"))),
-            ..Configuration::default()
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let (cfg, rt) = live::api(&t.api_url, "KV stores")?;
         Ok(Kv { cfg, store_id, rt })
     }
 

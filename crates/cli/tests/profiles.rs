@@ -3,8 +3,9 @@
 //! `Fastly-Key` header, `time_to_live_sec`, 404 for missing items, rate limiting), plus
 //! the `--local` Viceroy file and `traits-cookie`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -12,8 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use edgeflags_engine::traits::{parse_profile, user_hash, verify_cookie};
-use hyper::service::{make_service_fn, service_fn};
-use hyper::{Body, Method, Request, Response, Server, StatusCode};
+use hyper::{Body, Method, Request, Response, StatusCode};
 
 const TOKEN: &str = "test-token";
 const STORE: &str = "7kProfiles";
@@ -95,33 +95,17 @@ async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
 struct Fake {
     api: Arc<Api>,
     addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
+    _server: common::Running,
 }
 
 fn start() -> Fake {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
     let api = Arc::new(Api::default());
-    let served = api.clone();
-    let addr = rt.block_on(async move {
-        let make = make_service_fn(move |_| {
-            let api = served.clone();
-            async move {
-                Ok::<_, Infallible>(service_fn(move |req| {
-                    let api = api.clone();
-                    async move { Ok::<_, Infallible>(answer(api, req).await) }
-                }))
-            }
-        });
-        let server = Server::bind(&([127, 0, 0, 1], 0).into()).serve(make);
-        let addr = server.local_addr();
-        tokio::spawn(server);
-        addr
-    });
-    Fake { api, addr, _rt: rt }
+    let server = common::serve(api.clone(), answer);
+    Fake {
+        api,
+        addr: server.addr,
+        _server: server,
+    }
 }
 
 fn tmp(name: &str) -> PathBuf {

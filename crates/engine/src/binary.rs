@@ -87,6 +87,7 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, LoadError> {
     let d: SnapshotData =
         postcard::from_bytes(bytes).map_err(|e| LoadError::Damaged(e.to_string()))?;
+    check(&d.flags, &d.segments)?;
     let index: HashMap<Box<str>, usize> = d
         .flags
         .iter()
@@ -105,6 +106,54 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, LoadError> {
         fingerprint: d.fingerprint,
         uses_traits: d.uses_traits,
     })
+}
+
+/// What compile guarantees and evaluation relies on to terminate: segments do not
+/// refer to segments, and prerequisites form no cycle. (Indexes need no check: evaluation
+/// looks everything up with `get`.)
+fn check(flags: &[Flag], segments: &[Segment]) -> Result<(), LoadError> {
+    use crate::model::Op;
+    let nested = segments.iter().any(|s| {
+        s.rules
+            .iter()
+            .flatten()
+            .any(|c| matches!(c.op, Op::Segment(_)))
+    });
+    if nested {
+        return Err(LoadError::Damaged("a segment refers to a segment".into()));
+    }
+    // Depth-first search over prerequisite edges: 0 unvisited, 1 on the path, 2 done.
+    let mut state = vec![0u8; flags.len()];
+    for start in 0..flags.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        state[start] = 1;
+        while let Some((f, next)) = stack.pop() {
+            let prereqs = flags
+                .get(f)
+                .map(|x| x.prerequisites.as_slice())
+                .unwrap_or(&[]);
+            match prereqs.get(next) {
+                Some(p) => {
+                    stack.push((f, next + 1));
+                    match state.get(p.flag) {
+                        Some(1) => {
+                            return Err(LoadError::Damaged("prerequisites form a cycle".into()));
+                        }
+                        Some(0) => {
+                            state[p.flag] = 1;
+                            stack.push((p.flag, 0));
+                        }
+                        _ => {}
+                    }
+                }
+                None => state[f] = 2,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The format-2 payload of a flag file (compact JSON) of version `version`.
@@ -279,5 +328,32 @@ mod tests {
         ));
         assert!(decode(&[0xff; 64]).is_err());
         assert!(source("efb2.AAAA.!!!").is_err());
+    }
+
+    #[test]
+    fn cycles_that_compile_refuses_are_refused_when_decoded() {
+        let file = r#"{"segments":{"s":{"included":["u1"]}},"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","prerequisites":[{"flag":"b","variants":["on"]}],"rules":[{"clauses":[{"op":"segment","values":["s"]}],"serve":"on"}],"default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
+        let good = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        assert!(decode(&encode(&good)).is_ok());
+        // b requires a, which requires b.
+        let mut cyclic = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        let a_prereq = cyclic.flags[0].prerequisites.remove(0);
+        cyclic.flags[1]
+            .prerequisites
+            .push(crate::model::Prerequisite {
+                flag: 0,
+                variants: a_prereq.variants.clone(),
+            });
+        cyclic.flags[0].prerequisites.push(a_prereq);
+        assert!(
+            matches!(decode(&encode(&cyclic)), Err(LoadError::Damaged(m)) if m.contains("cycle"))
+        );
+        // A segment whose rule tests a segment.
+        let mut nested = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        let clause = nested.flags[0].rules.remove(0).clauses.remove(0);
+        nested.segments[0].rules.push(vec![clause]);
+        assert!(
+            matches!(decode(&encode(&nested)), Err(LoadError::Damaged(m)) if m.contains("segment"))
+        );
     }
 }
