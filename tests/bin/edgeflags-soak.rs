@@ -137,9 +137,14 @@ fn main() -> Result<()> {
     let rt = runtime();
     let t0 = Instant::now();
     let rss_start = rss_kib();
-    // The live timeline: (from, version), appended by the changer.
-    let live: Arc<Mutex<Vec<(Duration, String)>>> =
-        Arc::new(Mutex::new(vec![(Duration::ZERO, all[0].1.clone())]));
+    // The live timeline: (from, version, switched), appended by the changer. A version
+    // may be served from `from` (just before its file is renamed into place) until the
+    // next version's `switched` (just after that rename).
+    let live: Arc<Mutex<Vec<(Duration, String, Duration)>>> = Arc::new(Mutex::new(vec![(
+        Duration::ZERO,
+        all[0].1.clone(),
+        Duration::ZERO,
+    )]));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let changer = {
         let (live, stop, file) = (live.clone(), stop.clone(), file.clone());
@@ -151,9 +156,12 @@ fn main() -> Result<()> {
                 i = (i + 1) % all.len();
                 let at = t0.elapsed();
                 push(&file, &mut store, &all[i].0, &all[i].1)?;
-                live.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((at, all[i].1.clone()));
+                let switched = t0.elapsed();
+                live.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    at,
+                    all[i].1.clone(),
+                    switched,
+                ));
                 pushes += 1;
             }
             Ok(pushes)
@@ -213,10 +221,10 @@ fn main() -> Result<()> {
     let timeline = live.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // A version is acceptable for a response if it was live at some moment of the request.
     let live_during = |o: &Outcome| -> bool {
-        timeline.iter().enumerate().any(|(k, (from, v))| {
+        timeline.iter().enumerate().any(|(k, (from, v, _))| {
             let until = timeline
                 .get(k + 1)
-                .map(|(t, _)| *t)
+                .map(|(_, _, switched)| *switched)
                 .unwrap_or(Duration::MAX);
             *v == o.version && *from <= o.end && until >= o.start
         })
