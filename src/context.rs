@@ -31,6 +31,27 @@ pub struct RequestContext {
     pub preview: bool,
     /// Where the traits came from.
     pub traits: crate::traits::Report,
+    /// The user key and its keyed hash, once computed (profiles and events both need it).
+    hashed: std::cell::OnceCell<(String, Option<String>)>,
+}
+
+impl RequestContext {
+    /// The user as profiles and events name them: HMAC-SHA256 of the user key with the
+    /// `user_hash_key` secret, or `None` without a key or a user. Computed once per
+    /// request for the user it was asked for.
+    pub fn hashed_user(&self) -> Option<String> {
+        let user = self.ctx.key()?;
+        let compute = || {
+            let key = crate::config::secret("user_hash_key")?;
+            Some(edgeflags_engine::traits::user_hash(&key, user))
+        };
+        let (for_user, hash) = self.hashed.get_or_init(|| (user.to_string(), compute()));
+        if for_user == user {
+            hash.clone()
+        } else {
+            compute()
+        }
+    }
 }
 
 /// Builds the context of a client request, traits included.
@@ -74,6 +95,7 @@ pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
         new_id,
         preview: false,
         traits: crate::traits::Report::default(),
+        hashed: std::cell::OnceCell::new(),
     };
     if let Some(token) = preview_token(req) {
         apply_preview(&mut rc, &token);

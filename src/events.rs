@@ -1,7 +1,8 @@
 //! Exposure and conversion events: JSON lines to the `edgeflags_events` log endpoint, one
 //! `write` per line. A user is sampled per flag by a hash of flag and user (so a sampled
 //! user's every exposure is logged), and appears only as a keyed hash of the user key
-//! (HMAC-SHA256 with the `user_hash_key` secret, 16 bytes in hex), never raw.
+//! (HMAC-SHA256 with the `user_hash_key` secret, 16 bytes in hex, computed once per
+//! request by [`RequestContext::hashed_user`]), never raw.
 
 use std::io::Write;
 
@@ -12,13 +13,6 @@ use crate::context::RequestContext;
 
 /// The log endpoint for exposures and conversions.
 pub const EVENTS_LOG: &str = "edgeflags_events";
-
-/// The user as events name them: a keyed hash, or `None` without a key or a user.
-pub fn hashed_user(rc: &RequestContext) -> Option<String> {
-    let key = crate::config::secret("user_hash_key")?;
-    let user = rc.ctx.key()?;
-    Some(edgeflags_engine::traits::user_hash(&key, user))
-}
 
 /// Whether this user's exposures to `flag` are logged, at `rate` (0 to 1).
 fn sampled(flag: &str, user: Option<&str>, rate: f64) -> bool {
@@ -48,7 +42,6 @@ fn write_line(line: &Value) {
 /// Logs the exposures of one request: every evaluated flag whose `exposure_sample`
 /// selects this user.
 pub fn exposures(snapshot: &Snapshot, version: &str, rc: &RequestContext, evals: &[Evaluation]) {
-    let mut user = None;
     for e in evals {
         let Some(flag) = snapshot.flag(e.key) else {
             continue;
@@ -57,7 +50,6 @@ pub fn exposures(snapshot: &Snapshot, version: &str, rc: &RequestContext, evals:
         if !sampled(e.key, rc.ctx.key(), rate) {
             continue;
         }
-        let user = user.get_or_insert_with(|| hashed_user(rc));
         write_line(&json!({
             "kind": "exposure",
             "ts": rc.now.timestamp_millis(),
@@ -65,7 +57,7 @@ pub fn exposures(snapshot: &Snapshot, version: &str, rc: &RequestContext, evals:
             "variant": e.variant,
             "reason": e.reason.kind(),
             "snapshot": version,
-            "user": user,
+            "user": rc.hashed_user(),
             "country": text_attr(rc, "country"),
             "device": text_attr(rc, "device"),
         }));
@@ -96,7 +88,7 @@ pub fn conversion(
         "event": event,
         "value": value,
         "snapshot": version,
-        "user": hashed_user(rc),
+        "user": rc.hashed_user(),
         "variants": variants,
         "country": text_attr(rc, "country"),
         "device": text_attr(rc, "device"),

@@ -98,7 +98,7 @@ pub fn apply(rc: &mut RequestContext, req: &Request, snapshot: &Snapshot) {
     let now = rc.now.timestamp();
     let mut found: Vec<(String, AttrValue, &'static str)> = Vec::new();
     if rc.new_id.is_none() {
-        match profile(&user, now) {
+        match profile(rc.hashed_user(), now) {
             Ok(Some(t)) => {
                 report.profile = refused_note("found", &t);
                 merge(&mut found, t, "profile");
@@ -151,8 +151,8 @@ fn merge(into: &mut Vec<(String, AttrValue, &'static str)>, t: Traits, source: &
 
 /// The user's profile: `Ok(None)` when there is none, `Err` with the reason when the store
 /// or the profile is unusable.
-fn profile(user: &str, now: i64) -> Result<Option<Traits>, String> {
-    let Some(key) = crate::config::secret("user_hash_key") else {
+fn profile(hashed: Option<String>, now: i64) -> Result<Option<Traits>, String> {
+    let Some(hashed) = hashed else {
         return Err("no user_hash_key secret to hash the user key with".into());
     };
     let store = match KVStore::open(PROFILE_STORE) {
@@ -160,7 +160,6 @@ fn profile(user: &str, now: i64) -> Result<Option<Traits>, String> {
         Ok(None) => return Err(format!("KV store {PROFILE_STORE}: not found")),
         Err(e) => return Err(format!("KV store {PROFILE_STORE}: {e}")),
     };
-    let hashed = traits::user_hash(&key, user);
     LOOKUPS.fetch_add(1, Ordering::Relaxed);
     let mut found = match store.lookup(&hashed) {
         Ok(r) => r,

@@ -275,12 +275,10 @@ fn base_config(spec: &AppSpec) -> Result<FastlyConfig> {
                 ls.insert("kv_stores".into(), toml::Value::Table(stores));
             }
         }
-        for key in ["secret_stores"] {
-            if let Some(toml::Value::Table(stores)) = ls.get_mut(key) {
-                for (_, s) in stores.iter_mut() {
-                    if let toml::Value::Table(t) = s {
-                        absolutize(t);
-                    }
+        if let Some(toml::Value::Table(stores)) = ls.get_mut("secret_stores") {
+            for (_, s) in stores.iter_mut() {
+                if let toml::Value::Table(t) = s {
+                    absolutize(t);
                 }
             }
         }
