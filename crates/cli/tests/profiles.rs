@@ -69,12 +69,15 @@ async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
         .get("time_to_live_sec")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let mut items = api.items.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let resp = match *req.method() {
+    let method = req.method().clone();
+    // The body is read before the store is locked, so concurrent uploads never lose one
+    // another's writes.
+    let body = hyper::body::to_bytes(req.into_body())
+        .await
+        .unwrap_or_default();
+    let mut items = api.items.lock().unwrap_or_else(|p| p.into_inner());
+    match method {
         Method::PUT => {
-            let body = hyper::body::to_bytes(req.into_body())
-                .await
-                .unwrap_or_default();
             items.insert(key, (body.to_vec(), ttl));
             reply(StatusCode::OK, "")
         }
@@ -87,9 +90,7 @@ async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
             None => reply(StatusCode::NOT_FOUND, r#"{"msg":"not found"}"#),
         },
         _ => reply(StatusCode::METHOD_NOT_ALLOWED, ""),
-    };
-    *api.items.lock().unwrap_or_else(|p| p.into_inner()) = items;
-    resp
+    }
 }
 
 struct Fake {
