@@ -1,6 +1,9 @@
 //! Runs a WASI command module (such as the engine's `wasm_bench` example built for
 //! wasm32-wasip1) in Viceroy's wasmtime, with the same optimised cranelift the tests use:
 //! `edgeflags-wasm-run module.wasm [args...]`. Its standard output is the module's.
+//! With `EDGEFLAGS_GUEST_PROFILE=FILE` set, the guest is sampled every 5 µs and the
+//! profile written to FILE (Firefox profiler JSON, with the guest's function names when
+//! it was built with symbols).
 
 use std::collections::HashSet;
 
@@ -17,7 +20,13 @@ async fn main() -> Result<()> {
     let rest: Vec<String> = args.collect();
     let ctx = ExecuteCtx::new(
         &module,
-        ProfilingConfig::None,
+        match std::env::var_os("EDGEFLAGS_GUEST_PROFILE") {
+            Some(path) => ProfilingConfig::Guest {
+                path: path.into(),
+                sample_period: std::time::Duration::from_micros(5),
+            },
+            None => ProfilingConfig::None,
+        },
         HashSet::new(),
         UnknownImportBehavior::LinkError,
         false,

@@ -655,12 +655,12 @@ fn simulate(a: SimulateArgs) -> Result<ExitCode> {
     }
     let mut report = serde_json::Map::new();
     for key in snap.flag_keys() {
-        let flag = snap.flag(key).context("flag vanished")?;
-        let configured: BTreeMap<String, f64> = flag
-            .default_split()
-            .map(|s| {
-                s.weights()
-                    .map(|(v, w)| (flag.variant_name(v).to_string(), f64::from(w) / 1000.0))
+        let configured: BTreeMap<String, f64> = snap
+            .default_split(key)
+            .map(|weights| {
+                weights
+                    .into_iter()
+                    .map(|(v, w)| (v.to_string(), f64::from(w) / 1000.0))
                     .collect()
             })
             .unwrap_or_default();

@@ -28,7 +28,17 @@ pub fn hash64(salt: &str, value: &str) -> u64 {
 /// `(hash64 * BUCKETS) >> 64`, a multiply-shift that keeps every bucket the same size
 /// to within one part in 2^47.
 pub fn bucket_of(salt: &str, value: &str) -> u32 {
-    ((u128::from(hash64(salt, value)) * u128::from(BUCKETS)) >> 64) as u32
+    reduce(hash64(salt, value))
+}
+
+/// `(h * BUCKETS) >> 64` in 64-bit arithmetic: wasm has no 64×64→128 multiply, and the
+/// 128-bit one is a library call. With `h = hi·2³² + lo`, the product is
+/// `hi·B·2³² + lo·B`; both `hi·B` and `lo·B` fit in 64 bits (B < 2¹⁷), and adding
+/// `(lo·B) >> 32` before the last shift loses nothing the exact result keeps.
+fn reduce(h: u64) -> u32 {
+    let b = u64::from(BUCKETS);
+    let (hi, lo) = (h >> 32, h & 0xffff_ffff);
+    ((hi * b + ((lo * b) >> 32)) >> 32) as u32
 }
 
 /// The bucketing hasher with a salt and the separator already absorbed, so that placing
@@ -49,7 +59,7 @@ impl Prefix {
     pub fn bucket(&self, value: &str) -> u32 {
         let mut h = self.0;
         h.write(value.as_bytes());
-        ((u128::from(h.finish()) * u128::from(BUCKETS)) >> 64) as u32
+        reduce(h.finish())
     }
 }
 
@@ -76,6 +86,29 @@ pub(crate) fn integer_text(n: i64, buf: &mut [u8; 20]) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_64_bit_reduction_is_the_128_bit_one() {
+        let exact = |h: u64| ((u128::from(h) * u128::from(super::BUCKETS)) >> 64) as u32;
+        let mut h = 0x9e37_79b9_7f4a_7c15u64;
+        for edge in [
+            0,
+            1,
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 32,
+            (1 << 32) - 1,
+            u64::MAX << 32,
+        ] {
+            assert_eq!(super::reduce(edge), exact(edge), "{edge:#x}");
+        }
+        for _ in 0..100_000 {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            assert_eq!(super::reduce(h), exact(h), "{h:#x}");
+        }
+    }
+
     use super::*;
 
     #[test]

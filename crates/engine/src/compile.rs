@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
@@ -119,6 +120,10 @@ struct Compiler {
     packed_version: Option<String>,
     /// Set when a clause tests a trait.
     uses_traits: bool,
+    /// Every distinct string of the snapshot, shared (as a decoded snapshot shares them).
+    names: HashSet<Name>,
+    /// The arrays the snapshot's spans point into.
+    arena: Arena,
 }
 
 /// Every clause operator (`equals` is another name for `in`).
@@ -166,6 +171,20 @@ const FLAG_FIELDS: &[&str] = &[
 ];
 
 impl Compiler {
+    /// The shared copy of `s`.
+    fn name(&mut self, s: &str) -> Name {
+        if let Some(n) = self.names.get(s) {
+            return n.clone();
+        }
+        let n = Name::from(s);
+        self.names.insert(n.clone());
+        n
+    }
+
+    fn names(&mut self, items: Vec<String>) -> Vec<Name> {
+        items.iter().map(|s| self.name(s)).collect()
+    }
+
     fn err(&mut self, path: &str, message: impl Into<String>) {
         self.errors.push(ValidationError {
             path: path.to_string(),
@@ -333,11 +352,7 @@ impl Compiler {
         }
         let flags: Vec<Flag> = flags.into_iter().collect::<Option<_>>()?;
         let segments: Vec<Segment> = segments.into_iter().collect::<Option<_>>()?;
-        let index = flags
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.key.clone().into_boxed_str(), i))
-            .collect();
+        let index = crate::model::key_order(&flags);
         let fingerprint = match &self.packed_version {
             Some(v) => v.clone(),
             None => {
@@ -347,6 +362,7 @@ impl Compiler {
         };
         Some(Snapshot {
             flags,
+            arena: std::mem::take(&mut self.arena),
             index,
             segments,
             routes,
@@ -411,14 +427,14 @@ impl Compiler {
                             );
                         }
                         variants.push(Variant {
-                            name: name.clone(),
-                            value: value.clone(),
+                            name: self.name(name),
+                            value: Arc::new(value.clone()),
                         });
                     }
                 }
             }
         }
-        let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
+        let names: Vec<String> = variants.iter().map(|v| v.name.to_string()).collect();
         let on = self.bool_field(o, "on", path, true);
         let off_variant = match o.get("off_variant") {
             Some(v) => self.variant_ref(v, &names, &join(path, "off_variant")),
@@ -449,7 +465,7 @@ impl Compiler {
                 None
             }
         };
-        let mut targets = HashMap::new();
+        let mut targets: HashMap<Name, usize> = HashMap::new();
         if let Some(t) = o.get("targets") {
             let tpath = join(path, "targets");
             if let Some(m) = self.object(t, &tpath, "`targets`") {
@@ -458,7 +474,7 @@ impl Compiler {
                     let vi = self.variant_ref(&Value::String(variant.clone()), &names, &p);
                     for (i, k) in self.strings(keys, &p).into_iter().enumerate() {
                         if let Some(vi) = vi
-                            && let Some(prev) = targets.insert(k.clone().into_boxed_str(), vi)
+                            && let Some(prev) = targets.insert(self.name(&k), vi)
                             && prev != vi
                         {
                             self.err(
@@ -513,17 +529,19 @@ impl Compiler {
             .get("schedule")
             .and_then(|s| self.schedule(s, &join(path, "schedule")));
         let meta = self.metadata(o, path);
+        let mut targets: Vec<(Name, usize)> = targets.into_iter().collect();
+        targets.sort();
         Some(Flag {
-            key: key.to_string(),
+            key: self.name(key),
             kind: kind?,
             on,
-            variants,
+            variants: Span::push(&mut self.arena.variants, variants),
             off_variant: off_variant?,
             prerequisites,
             targets,
-            rules,
+            rules: Span::push(&mut self.arena.rules, rules),
             fallthrough: fallthrough?,
-            schedule,
+            schedule: schedule.map(Box::new),
             meta,
         })
     }
@@ -556,11 +574,13 @@ impl Compiler {
             },
         };
         Metadata {
-            description: self.opt_string(o, "description", path),
-            owner: self.opt_string(o, "owner", path),
-            tags,
+            about: Some(Box::new(About {
+                description: self.opt_string(o, "description", path),
+                owner: self.opt_string(o, "owner", path),
+                tags,
+                expires,
+            })),
             temporary: self.bool_field(o, "temporary", path, false),
-            expires,
             content: self.bool_field(o, "content", path, false),
             exposure_sample,
         }
@@ -669,13 +689,17 @@ impl Compiler {
             );
             return None;
         }
-        let prefix = crate::bucket::Prefix::new(&salt);
-        ok.then_some(Serve::Split(Split {
-            by,
-            salt,
-            slots,
-            prefix,
-        }))
+        if !ok {
+            return None;
+        }
+        let split = Split {
+            prefix: crate::bucket::Prefix::new(&salt),
+            by: self.name(&by),
+            salt: self.name(&salt),
+            slots: Span::push(&mut self.arena.slots, slots),
+        };
+        self.arena.splits.push(split);
+        Some(Serve::Split(self.arena.splits.len() - 1))
     }
 
     fn rule(
@@ -707,10 +731,10 @@ impl Compiler {
             .get("schedule")
             .and_then(|s| self.schedule(s, &join(path, "schedule")));
         Some(Rule {
-            id,
-            clauses: clauses?,
+            id: self.name(&id),
+            clauses: Span::push(&mut self.arena.clauses, clauses?),
             serve: serve?,
-            schedule,
+            schedule: schedule.map(Box::new),
         })
     }
 
@@ -803,7 +827,7 @@ impl Compiler {
                 let (mut strs, mut nums, mut bools) = (Vec::new(), Vec::new(), Vec::new());
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::String(s) => strs.push(s.clone().into_boxed_str()),
+                        Value::String(s) => strs.push(self.name(s)),
                         Value::Number(n) => nums.extend(n.as_f64()),
                         Value::Bool(b) => bools.push(*b),
                         other => self.err(
@@ -816,14 +840,26 @@ impl Compiler {
                     }
                 }
                 Op::In {
-                    strs: StrSet::new(strs),
+                    strs: StrSet::new(&mut self.arena.strings, strs),
                     nums,
                     bools,
                 }
             }
-            "starts_with" => Op::StartsWith(self.string_values(values(), &vpath)?),
-            "ends_with" => Op::EndsWith(self.string_values(values(), &vpath)?),
-            "contains" => Op::Contains(self.string_values(values(), &vpath)?),
+            "starts_with" => {
+                let v = self.string_values(values(), &vpath)?;
+                let names = self.names(v);
+                Op::StartsWith(Span::push(&mut self.arena.strings, names))
+            }
+            "ends_with" => {
+                let v = self.string_values(values(), &vpath)?;
+                let names = self.names(v);
+                Op::EndsWith(Span::push(&mut self.arena.strings, names))
+            }
+            "contains" => {
+                let v = self.string_values(values(), &vpath)?;
+                let names = self.names(v);
+                Op::Contains(Span::push(&mut self.arena.strings, names))
+            }
             "matches" => {
                 let pats = self.string_values(values(), &vpath)?;
                 let mut res = Vec::new();
@@ -923,7 +959,7 @@ impl Compiler {
             _ => return None,
         };
         Some(Clause {
-            attribute,
+            attribute: self.name(&attribute),
             op,
             negate,
         })
@@ -1196,21 +1232,25 @@ impl Compiler {
                         let p = format!("{rpath}[{i}]");
                         if let Some(ro) = self.object(item, &p, "a segment rule") {
                             self.fields(ro, &p, &["id", "description", "clauses"]);
-                            rules.extend(self.clauses(
-                                ro.get("clauses"),
-                                &join(&p, "clauses"),
-                                false,
-                            ));
+                            if let Some(clauses) =
+                                self.clauses(ro.get("clauses"), &join(&p, "clauses"), false)
+                            {
+                                rules.push(Span::push(&mut self.arena.clauses, clauses));
+                            }
                         }
                     }
                 }
             }
         }
-        let boxed =
-            |v: Vec<String>| StrSet::new(v.into_iter().map(String::into_boxed_str).collect());
         Some(Segment {
-            included: boxed(included),
-            excluded: boxed(excluded),
+            included: {
+                let names = self.names(included);
+                StrSet::new(&mut self.arena.strings, names)
+            },
+            excluded: {
+                let names = self.names(excluded);
+                StrSet::new(&mut self.arena.strings, names)
+            },
             rules,
         })
     }
@@ -1281,7 +1321,7 @@ impl Compiler {
                             self.route_target_fields(ro, id, &p, &["id", "clauses", "flags"]);
                         if let (Some(clauses), Some(route)) = (clauses, target) {
                             rules.push(RouteRule {
-                                clauses,
+                                clauses: Span::push(&mut self.arena.clauses, clauses),
                                 flags,
                                 route,
                             });

@@ -135,7 +135,10 @@ impl Context {
 
     /// An attribute's value.
     pub fn get(&self, name: &str) -> Option<&AttrValue> {
-        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.attrs
+            .iter()
+            .find(|(n, _)| crate::model::same(n, name))
+            .map(|(_, v)| v)
     }
 
     /// The user key, when it is a string.

@@ -129,8 +129,8 @@ impl Snapshot {
         ctx: &Context,
         now: DateTime<Utc>,
     ) -> Evaluation<'s> {
-        match self.index.get(key) {
-            Some(&i) => self.evaluate_index(i, ctx, now),
+        match self.position(key) {
+            Some(i) => self.evaluate_index(i, ctx, now),
             None => Evaluation::error(key, ErrorCode::FlagNotFound),
         }
     }
@@ -145,7 +145,7 @@ impl Snapshot {
         now: DateTime<Utc>,
     ) -> Evaluation<'s> {
         match self.flag(key) {
-            Some(f) if f.kind != kind => Evaluation::error(f.key.as_str(), ErrorCode::TypeMismatch),
+            Some(f) if f.kind != kind => Evaluation::error(&f.key, ErrorCode::TypeMismatch),
             _ => self.evaluate(key, ctx, now),
         }
     }
@@ -169,7 +169,10 @@ impl Snapshot {
         let f = self.flags.get(i)?;
         let e = self.evaluate_index(i, ctx, now);
         let name = e.variant?;
-        f.variants.iter().position(|v| v.name == name)
+        f.variants
+            .of(&self.arena.variants)
+            .iter()
+            .position(|v| *v.name == *name)
     }
 
     pub(crate) fn evaluate_index<'s>(
@@ -181,9 +184,9 @@ impl Snapshot {
         let Some(f) = self.flags.get(i) else {
             return Evaluation::error("", ErrorCode::General);
         };
+        let variants = f.variants.of(&self.arena.variants);
         let serve =
-            |variant: usize, reason: Reason<'s>, bucket: Option<u32>| match f.variants.get(variant)
-            {
+            |variant: usize, reason: Reason<'s>, bucket: Option<u32>| match variants.get(variant) {
                 Some(v) => Evaluation {
                     key: &f.key,
                     value: Some(&v.value),
@@ -194,7 +197,7 @@ impl Snapshot {
                 None => Evaluation::error(&f.key, ErrorCode::General),
             };
         if let Some(forced) = ctx.forced(&f.key)
-            && let Some(v) = f.variants.iter().position(|v| v.name == forced)
+            && let Some(v) = variants.iter().position(|v| *v.name == *forced)
         {
             return serve(v, Reason::Preview, None);
         }
@@ -211,17 +214,17 @@ impl Snapshot {
                 .variant_index(p.flag, ctx, now)
                 .is_some_and(|v| p.variants.contains(&v));
             if !ok {
-                let flag = self.flags.get(p.flag).map(|x| x.key.as_str()).unwrap_or("");
+                let flag = self.flags.get(p.flag).map(|x| &*x.key).unwrap_or("");
                 return serve(f.off_variant, Reason::PrerequisiteFailed { flag }, None);
             }
         }
         if !f.targets.is_empty()
             && let Some(key) = ctx.key()
-            && let Some(&v) = f.targets.get(key)
+            && let Some(v) = f.target(key)
         {
             return serve(v, Reason::Target, None);
         }
-        for (index, rule) in f.rules.iter().enumerate() {
+        for (index, rule) in f.rules.of(&self.arena.rules).iter().enumerate() {
             if rule
                 .schedule
                 .as_ref()
@@ -231,6 +234,7 @@ impl Snapshot {
             }
             if !rule
                 .clauses
+                .of(&self.arena.clauses)
                 .iter()
                 .all(|c| self.clause_matches(c, ctx, now))
             {
@@ -245,7 +249,7 @@ impl Snapshot {
                 // A split whose bucketing attribute is missing cannot place the user: the
                 // rule does not match and evaluation goes on.
                 Serve::Split(s) => {
-                    if let Some((v, b)) = split_pick(s, ctx) {
+                    if let Some((v, b)) = self.split_pick(*s, ctx) {
                         return serve(v, reason, Some(b));
                     }
                 }
@@ -253,7 +257,7 @@ impl Snapshot {
         }
         match &f.fallthrough {
             Serve::Variant(v) => serve(*v, Reason::Default, None),
-            Serve::Split(s) => match split_pick(s, ctx) {
+            Serve::Split(s) => match self.split_pick(*s, ctx) {
                 Some((v, b)) => serve(v, Reason::Split, Some(b)),
                 None => serve(f.off_variant, Reason::Default, None),
             },
@@ -273,12 +277,12 @@ impl Snapshot {
                 w.contains(now, ctx.zone())
             }
             Op::Segment(segs) => segs.iter().any(|&s| self.in_segment(s, ctx, now)),
-            Op::Exists => c.attribute == "now" || ctx.get(&c.attribute).is_some(),
-            op if c.attribute == "now" => instant_matches(op, now.timestamp_millis()),
+            Op::Exists => &*c.attribute == "now" || ctx.get(&c.attribute).is_some(),
+            op if &*c.attribute == "now" => instant_matches(op, now.timestamp_millis()),
             op => match ctx.get(&c.attribute) {
                 None => return false,
-                Some(AttrValue::List(items)) => items.iter().any(|s| str_matches(op, s)),
-                Some(AttrValue::Str(s)) => str_matches(op, s),
+                Some(AttrValue::List(items)) => items.iter().any(|s| self.str_matches(op, s)),
+                Some(AttrValue::Str(s)) => self.str_matches(op, s),
                 Some(AttrValue::Num(n)) => num_matches(op, *n),
                 Some(AttrValue::Bool(b)) => match op {
                     Op::In { bools, .. } => bools.contains(b),
@@ -294,50 +298,61 @@ impl Snapshot {
             return false;
         };
         if let Some(key) = ctx.key() {
-            if seg.excluded.contains(key) {
+            if seg.excluded.contains(&self.arena.strings, key) {
                 return false;
             }
-            if seg.included.contains(key) {
+            if seg.included.contains(&self.arena.strings, key) {
                 return true;
             }
         }
-        seg.rules
-            .iter()
-            .any(|clauses| clauses.iter().all(|c| self.clause_matches(c, ctx, now)))
+        seg.rules.iter().any(|clauses| {
+            clauses
+                .of(&self.arena.clauses)
+                .iter()
+                .all(|c| self.clause_matches(c, ctx, now))
+        })
     }
-}
 
-/// Places the user in a split, or `None` when the bucketing attribute is missing or is
-/// not a string or an integer.
-fn split_pick(s: &crate::model::Split, ctx: &Context) -> Option<(usize, u32)> {
-    let mut buf = [0u8; 20];
-    let text = match ctx.get(&s.by)? {
-        AttrValue::Str(v) => v.as_str(),
-        AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-            integer_text(*n as i64, &mut buf)
-        }
-        _ => return None,
-    };
-    let b = s.prefix.bucket(text);
-    s.pick(b).map(|v| (v, b))
-}
+    /// Places the user in split `i`, or `None` when the bucketing attribute is missing or
+    /// is not a string or an integer.
+    fn split_pick(&self, i: usize, ctx: &Context) -> Option<(usize, u32)> {
+        let s = self.arena.splits.get(i)?;
+        let mut buf = [0u8; 20];
+        let text = match ctx.get(&s.by)? {
+            AttrValue::Str(v) => v.as_str(),
+            AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                integer_text(*n as i64, &mut buf)
+            }
+            _ => return None,
+        };
+        let b = s.prefix.bucket(text);
+        s.slots
+            .of(&self.arena.slots)
+            .iter()
+            .find(|(upper, _)| b < *upper)
+            .map(|&(_, v)| (v, b))
+    }
 
-fn str_matches(op: &Op, s: &str) -> bool {
-    match op {
-        Op::In { strs, nums, .. } => {
-            strs.contains(s)
-                || (!nums.is_empty() && s.parse::<f64>().is_ok_and(|n| nums.contains(&n)))
+    fn str_matches(&self, op: &Op, s: &str) -> bool {
+        let strings = &self.arena.strings;
+        match op {
+            Op::In { strs, nums, .. } => {
+                strs.contains(strings, s)
+                    || (!nums.is_empty() && s.parse::<f64>().is_ok_and(|n| nums.contains(&n)))
+            }
+            Op::StartsWith(v) => v.of(strings).iter().any(|p| s.starts_with(&**p)),
+            Op::EndsWith(v) => v.of(strings).iter().any(|p| s.ends_with(&**p)),
+            Op::Contains(v) => v.of(strings).iter().any(|p| s.contains(&**p)),
+            Op::Matches(v) => v.iter().any(|r| r.is_match(s)),
+            Op::Number(..) => s.trim().parse::<f64>().is_ok_and(|n| num_matches(op, n)),
+            Op::Semver(cmp, v) => {
+                parse_semver(s).is_some_and(|x| v.iter().any(|y| cmp.holds(x.cmp_precedence(y))))
+            }
+            Op::Before(_) | Op::After(_) => {
+                parse_instant(s).is_some_and(|ms| instant_matches(op, ms))
+            }
+            Op::LocalTime(_) | Op::Segment(_) | Op::Exists => false,
         }
-        Op::StartsWith(v) => v.iter().any(|p| s.starts_with(p.as_str())),
-        Op::EndsWith(v) => v.iter().any(|p| s.ends_with(p.as_str())),
-        Op::Contains(v) => v.iter().any(|p| s.contains(p.as_str())),
-        Op::Matches(v) => v.iter().any(|r| r.is_match(s)),
-        Op::Number(..) => s.trim().parse::<f64>().is_ok_and(|n| num_matches(op, n)),
-        Op::Semver(cmp, v) => {
-            parse_semver(s).is_some_and(|x| v.iter().any(|y| cmp.holds(x.cmp_precedence(y))))
-        }
-        Op::Before(_) | Op::After(_) => parse_instant(s).is_some_and(|ms| instant_matches(op, ms)),
-        Op::LocalTime(_) | Op::Segment(_) | Op::Exists => false,
     }
 }
 

@@ -26,7 +26,7 @@ pub fn compile(data: &[u8]) {
 
 /// Snapshot decode: the bytes as a store (a JSON object of entries, or `key=value`
 /// lines), read through the pointer and loaded as the edge does; and the bytes as a
-/// compiled snapshot (postcard), which, whatever indexes it holds, must evaluate without
+/// compiled snapshot (a format-3 body), which, whatever indexes it holds, must evaluate without
 /// a panic.
 pub fn snapshot_decode(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -43,7 +43,7 @@ pub fn snapshot_decode(data: &[u8]) {
             let _ = crate::binary::source(&l.payload);
         }
     }
-    if let Ok(snapshot) = crate::binary::decode(data) {
+    if let Ok(snapshot) = crate::binary::decode(&text) {
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
         let ctx = Context::with_key("u1")
             .with("country", "JP")

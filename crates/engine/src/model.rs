@@ -1,13 +1,19 @@
 //! The compiled, validated form of a flag file. Built only by [`crate::compile()`]; every
 //! index in it points at something that exists, so evaluation needs no checks that can fail.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::route::RouteRule;
 use crate::zone::Window;
+
+/// A name or string value held by a snapshot: shared, so that a packed snapshot holds
+/// each distinct string once however many flags repeat it (variant names, attributes,
+/// country codes), and decoding makes one allocation per distinct string.
+pub type Name = Arc<str>;
 
 /// The type of a flag's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,7 +54,12 @@ impl FlagType {
 #[derive(Debug)]
 pub struct Snapshot {
     pub(crate) flags: Vec<Flag>,
-    pub(crate) index: HashMap<Box<str>, usize>,
+    /// The lists the flags, rules and clauses refer to by [`Span`]: one array per kind of
+    /// item for the whole snapshot, so that a decoded snapshot is a few allocations and
+    /// a few contiguous blocks of memory, not a tree of small ones.
+    pub(crate) arena: Arena,
+    /// Flag indexes in key order, for lookups by key (binary search).
+    pub(crate) index: Vec<usize>,
     pub(crate) segments: Vec<Segment>,
     pub(crate) routes: Vec<RouteRule>,
     pub(crate) default_route: crate::route::Route,
@@ -94,12 +105,43 @@ impl Snapshot {
 
     /// Flag keys, in the order of the file (sorted).
     pub fn flag_keys(&self) -> impl Iterator<Item = &str> {
-        self.flags.iter().map(|f| f.key.as_str())
+        self.flags.iter().map(|f| &*f.key)
+    }
+
+    /// The default split of flag `key` as (variant name, weight in buckets out of
+    /// [`crate::BUCKETS`]), when its default is a split.
+    pub fn default_split(&self, key: &str) -> Option<Vec<(&str, u32)>> {
+        let f = self.flag(key)?;
+        let Serve::Split(i) = f.fallthrough else {
+            return None;
+        };
+        let split = self.arena.splits.get(i)?;
+        let variants = f.variants.of(&self.arena.variants);
+        let mut lower = 0;
+        let weights = split
+            .slots
+            .of(&self.arena.slots)
+            .iter()
+            .map(|&(upper, v)| {
+                let w = upper.saturating_sub(lower);
+                lower = upper;
+                (variants.get(v).map(|x| &*x.name).unwrap_or(""), w)
+            })
+            .collect();
+        Some(weights)
     }
 
     /// A flag by key.
     pub fn flag(&self, key: &str) -> Option<&Flag> {
-        self.index.get(key).and_then(|&i| self.flags.get(i))
+        self.position(key).and_then(|i| self.flags.get(i))
+    }
+
+    /// The index of the flag `key`.
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        let found = self
+            .index
+            .binary_search_by(|&i| self.flags.get(i).map(|f| &*f.key).unwrap_or("").cmp(key));
+        found.ok().and_then(|n| self.index.get(n).copied())
     }
 }
 
@@ -125,19 +167,89 @@ pub struct OfrepSettings {
     pub require_auth: bool,
 }
 
+/// String equality without a call to `memcmp`: the strings compared while evaluating
+/// (attribute names, country codes, variant names) are short, and in wasm a library call
+/// per comparison costs more than the bytes.
+#[inline]
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A run of `len` items from `start` in one of the snapshot's arrays ([`Arena`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+}
+
+impl Span {
+    /// The items, or none when the span is out of range (a damaged snapshot).
+    pub(crate) fn of<T>(self, items: &[T]) -> &[T] {
+        let start = self.start as usize;
+        items
+            .get(start..start.saturating_add(self.len as usize))
+            .unwrap_or(&[])
+    }
+
+    /// Appends `items` to `arena` and returns where they went.
+    pub(crate) fn push<T>(arena: &mut Vec<T>, items: impl IntoIterator<Item = T>) -> Span {
+        let start = arena.len();
+        arena.extend(items);
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(arena.len() - start).unwrap_or(0),
+        }
+    }
+}
+
+/// The arrays that [`Span`]s point into.
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    pub(crate) variants: Vec<Variant>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) clauses: Vec<Clause>,
+    /// Strings of small string sets and of string-list operators.
+    pub(crate) strings: Vec<Name>,
+    pub(crate) splits: Vec<Split>,
+    /// (exclusive upper bucket bound, variant index) of every split.
+    pub(crate) slots: Vec<(u32, usize)>,
+}
+
+/// Flag indexes ordered by key, for [`Snapshot::position`].
+pub(crate) fn key_order(flags: &[Flag]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..flags.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| flags.get(i).map(|f| &*f.key).unwrap_or("");
+        key(a).cmp(key(b))
+    });
+    order
+}
+
 /// One flag.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub struct Flag {
-    pub(crate) key: String,
+    pub(crate) key: Name,
     pub(crate) kind: FlagType,
     pub(crate) on: bool,
-    pub(crate) variants: Vec<Variant>,
+    pub(crate) variants: Span,
     pub(crate) off_variant: usize,
     pub(crate) prerequisites: Vec<Prerequisite>,
-    pub(crate) targets: HashMap<Box<str>, usize>,
-    pub(crate) rules: Vec<Rule>,
+    /// Individually targeted user keys with their variant, sorted by key.
+    pub(crate) targets: Vec<(Name, usize)>,
+    pub(crate) rules: Span,
     pub(crate) fallthrough: Serve,
-    pub(crate) schedule: Option<Schedule>,
+    pub(crate) schedule: Option<Box<Schedule>>,
     pub(crate) meta: Metadata,
 }
 
@@ -154,62 +266,28 @@ impl Flag {
     pub fn is_on(&self) -> bool {
         self.on
     }
-    /// Variant names, in the order of the file.
-    pub fn variant_names(&self) -> impl Iterator<Item = &str> {
-        self.variants.iter().map(|v| v.name.as_str())
-    }
-    /// A variant's value by name.
-    pub fn variant_value(&self, name: &str) -> Option<&Value> {
-        self.variants
-            .iter()
-            .find(|v| v.name == name)
-            .map(|v| &v.value)
-    }
-    /// The variant served when the flag is off.
-    pub fn off_variant(&self) -> &str {
-        self.variants
-            .get(self.off_variant)
-            .map(|v| v.name.as_str())
-            .unwrap_or("")
-    }
     /// Descriptive metadata.
     pub fn metadata(&self) -> &Metadata {
         &self.meta
     }
-    /// The split served when no target or rule matches, if the default is a split.
-    pub fn default_split(&self) -> Option<&Split> {
-        match &self.fallthrough {
-            Serve::Split(s) => Some(s),
-            Serve::Variant(_) => None,
-        }
-    }
-    /// Variant names by index, for reading a [`Split`].
-    pub fn variant_name(&self, index: usize) -> &str {
-        self.variants
-            .get(index)
-            .map(|v| v.name.as_str())
-            .unwrap_or("")
+    /// The variant targeted to user `key`, if any.
+    pub(crate) fn target(&self, key: &str) -> Option<usize> {
+        self.targets
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .and_then(|i| self.targets.get(i))
+            .map(|(_, v)| *v)
     }
 }
 
-/// Descriptive fields of a flag, for people and for clean-up tooling.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+/// Flag metadata: what the edge acts on, and (from a flag file, not in the packed
+/// snapshot) what is there for people.
+#[derive(Debug, Clone, Default)]
 pub struct Metadata {
-    /// What the flag is for. (Not in the packed snapshot: the edge does not use it.)
-    #[serde(skip)]
-    pub description: Option<String>,
-    /// Who owns it. (Not in the packed snapshot.)
-    #[serde(skip)]
-    pub owner: Option<String>,
-    /// Free-form tags. (Not in the packed snapshot.)
-    #[serde(skip)]
-    pub tags: Vec<String>,
     /// A temporary flag (a rollout or experiment) is meant to be removed.
     pub temporary: bool,
-    /// The date (`YYYY-MM-DD`) by which a temporary flag should be cleaned up. (Not in
-    /// the packed snapshot.)
-    #[serde(skip)]
-    pub expires: Option<String>,
+    /// Description, owner, tags and clean-up date, when compiled from the flag file.
+    pub about: Option<Box<About>>,
     /// Whether the flag's decision changes the content a cache stores (it goes into the
     /// cache key and the origin's `edgeflags-decisions` header).
     pub content: bool,
@@ -217,151 +295,108 @@ pub struct Metadata {
     pub exposure_sample: f64,
 }
 
-/// A named variant and its value.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// The descriptive fields of a flag, for people and for clean-up tooling.
+#[derive(Debug, Clone, Default)]
+pub struct About {
+    /// What the flag is for.
+    pub description: Option<String>,
+    /// Who owns it.
+    pub owner: Option<String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+    /// The date (`YYYY-MM-DD`) by which a temporary flag should be cleaned up.
+    pub expires: Option<String>,
+}
+
+/// A named variant and its value (shared, like names: flags that serve the same value
+/// hold one copy).
+#[derive(Debug)]
 pub(crate) struct Variant {
-    pub(crate) name: String,
-    #[serde(with = "crate::binary::json_text")]
-    pub(crate) value: Value,
+    pub(crate) name: Name,
+    pub(crate) value: Arc<Value>,
 }
 
 /// "Serve this flag's rules only when flag `flag` serves one of `variants`".
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Prerequisite {
     pub(crate) flag: usize,
     pub(crate) variants: Vec<usize>,
 }
 
 /// An ordered rule: all clauses must match.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Rule {
-    pub(crate) id: String,
-    pub(crate) clauses: Vec<Clause>,
+    pub(crate) id: Name,
+    pub(crate) clauses: Span,
     pub(crate) serve: Serve,
-    pub(crate) schedule: Option<Schedule>,
+    pub(crate) schedule: Option<Box<Schedule>>,
 }
 
 /// What a rule or the default serves.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) enum Serve {
     Variant(usize),
-    Split(Split),
+    /// A split, by its index in [`Arena::splits`].
+    Split(usize),
 }
 
 /// A weighted split over variants, by the bucket of one attribute.
 #[derive(Debug)]
-pub struct Split {
+pub(crate) struct Split {
     /// The attribute whose value is bucketed (`key` by default).
-    pub by: String,
+    pub(crate) by: Name,
     /// The salt (the flag key unless set).
-    pub salt: String,
-    /// (exclusive upper bucket bound, variant index), in order; the last bound is
-    /// [`crate::BUCKETS`].
-    pub slots: Vec<(u32, usize)>,
+    pub(crate) salt: Name,
+    /// (exclusive upper bucket bound, variant index), in order, in [`Arena::slots`]; the
+    /// last bound is [`crate::BUCKETS`].
+    pub(crate) slots: Span,
     /// The hasher state after `salt ‖ 0x1F`, computed once at compile.
     pub(crate) prefix: crate::bucket::Prefix,
 }
 
-/// A split as stored: the salted hasher is rebuilt from the salt when read.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SplitData {
-    by: String,
-    salt: String,
-    slots: Vec<(u32, usize)>,
-}
-
-impl serde::Serialize for Split {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        SplitData {
-            by: self.by.clone(),
-            salt: self.salt.clone(),
-            slots: self.slots.clone(),
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Split {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Split, D::Error> {
-        let data = SplitData::deserialize(d)?;
-        Ok(Split {
-            prefix: crate::bucket::Prefix::new(&data.salt),
-            by: data.by,
-            salt: data.salt,
-            slots: data.slots,
-        })
-    }
-}
-
-impl Split {
-    /// The variant index for a bucket.
-    pub fn pick(&self, bucket: u32) -> Option<usize> {
-        self.slots
-            .iter()
-            .find(|(upper, _)| bucket < *upper)
-            .map(|(_, v)| *v)
-    }
-
-    /// Each variant index with its weight in buckets (out of [`crate::BUCKETS`]).
-    pub fn weights(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        let mut lower = 0;
-        self.slots.iter().map(move |(upper, v)| {
-            let w = upper - lower;
-            lower = *upper;
-            (*v, w)
-        })
-    }
-}
-
 /// `attribute op values`, optionally negated.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Clause {
-    pub(crate) attribute: String,
+    pub(crate) attribute: Name,
     pub(crate) op: Op,
     pub(crate) negate: bool,
 }
 
-/// A string set: a list while small, a hash set when large.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(from = "Vec<Box<str>>", into = "Vec<Box<str>>")]
+/// A string set: a run of [`Arena::strings`] while small, a hash set when large.
+#[derive(Debug, Clone)]
 pub(crate) enum StrSet {
-    Few(Vec<Box<str>>),
-    Many(HashSet<Box<str>>),
-}
-
-impl From<Vec<Box<str>>> for StrSet {
-    fn from(items: Vec<Box<str>>) -> StrSet {
-        StrSet::new(items)
-    }
-}
-
-impl From<StrSet> for Vec<Box<str>> {
-    fn from(set: StrSet) -> Vec<Box<str>> {
-        match set {
-            StrSet::Few(v) => v,
-            StrSet::Many(h) => h.into_iter().collect(),
-        }
-    }
+    Few(Span),
+    /// Boxed, so that every clause (most hold a small set) stays small.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashSet<Name>>),
 }
 
 impl StrSet {
-    pub(crate) fn new(items: Vec<Box<str>>) -> StrSet {
+    /// A set of `items`, the small kind appended to `strings`.
+    pub(crate) fn new(strings: &mut Vec<Name>, items: Vec<Name>) -> StrSet {
         if items.len() > 12 {
-            StrSet::Many(items.into_iter().collect())
+            StrSet::Many(Box::new(items.into_iter().collect()))
         } else {
-            StrSet::Few(items)
+            StrSet::Few(Span::push(strings, items))
         }
     }
-    pub(crate) fn contains(&self, s: &str) -> bool {
+    pub(crate) fn contains(&self, strings: &[Name], s: &str) -> bool {
         match self {
-            StrSet::Few(v) => v.iter().any(|x| &**x == s),
+            StrSet::Few(span) => span.of(strings).iter().any(|x| same(x, s)),
             StrSet::Many(h) => h.contains(s),
+        }
+    }
+    /// The members (in no particular order for a large set).
+    pub(crate) fn items<'a>(&'a self, strings: &'a [Name]) -> Vec<&'a Name> {
+        match self {
+            StrSet::Few(span) => span.of(strings).iter().collect(),
+            StrSet::Many(h) => h.iter().collect(),
         }
     }
 }
 
 /// Numeric comparisons.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Cmp {
     Lt,
     Lte,
@@ -384,22 +419,20 @@ impl Cmp {
 }
 
 /// A compiled operator with its values.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) enum Op {
     In {
         strs: StrSet,
         nums: Vec<f64>,
         bools: Vec<bool>,
     },
-    StartsWith(Vec<String>),
-    EndsWith(Vec<String>),
-    Contains(Vec<String>),
-    Matches(#[serde(with = "crate::binary::regexes")] Vec<regex_lite::Regex>),
+    /// Strings in [`Arena::strings`].
+    StartsWith(Span),
+    EndsWith(Span),
+    Contains(Span),
+    Matches(Vec<regex_lite::Regex>),
     Number(Cmp, Vec<f64>),
-    Semver(
-        Cmp,
-        #[serde(with = "crate::binary::versions")] Vec<semver::Version>,
-    ),
+    Semver(Cmp, Vec<semver::Version>),
     /// Instants in milliseconds since the epoch.
     Before(Vec<i64>),
     After(Vec<i64>),
@@ -409,20 +442,19 @@ pub(crate) enum Op {
 }
 
 /// A reusable set of users: keys included, keys excluded, and rules (any may match).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) included: StrSet,
     pub(crate) excluded: StrSet,
-    pub(crate) rules: Vec<Vec<Clause>>,
+    /// Each rule's clauses.
+    pub(crate) rules: Vec<Span>,
 }
 
 /// When a flag or rule is active: between two instants, and (if any windows are given)
 /// inside one of the recurring local-time windows.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Schedule {
-    #[serde(with = "crate::binary::opt_instant")]
     pub(crate) from: Option<DateTime<Utc>>,
-    #[serde(with = "crate::binary::opt_instant")]
     pub(crate) until: Option<DateTime<Utc>>,
     pub(crate) windows: Vec<Window>,
 }

@@ -16,9 +16,11 @@ use crate::bucket::hash64;
 
 /// The pointer entry's key.
 pub const POINTER_KEY: &str = "edgeflags.pointer";
-/// The newest snapshot format this code reads and writes: 2 is the compiled snapshot of
-/// [`crate::binary`]; 1 was the flag file's JSON (still read).
-pub const FORMAT: u32 = 2;
+/// The newest snapshot format this code reads and writes: 3 is the compiled snapshot of
+/// [`crate::binary`]; 1 was the flag file's JSON (still read); 2 was an earlier encoding
+/// of the compiled snapshot (no longer decoded: its slot is unusable, and the edge serves
+/// the other slot or the embedded snapshot).
+pub const FORMAT: u32 = 3;
 /// Fastly's limit on one config-store value, in characters.
 pub const MAX_VALUE_CHARS: usize = 8000;
 /// Fastly's limit on the number of entries in a config store.
@@ -340,6 +342,14 @@ pub enum SlotProblem {
         /// The version the pointer names.
         expected: String,
     },
+    /// The slot is in a format this build no longer reads.
+    #[error("slot {slot} is in format {format}, which this build no longer reads (pack again)")]
+    RetiredFormat {
+        /// The slot.
+        slot: &'static str,
+        /// Its format.
+        format: u32,
+    },
     /// The checksum does not match.
     #[error("slot {0} fails its checksum")]
     Checksum(&'static str),
@@ -368,33 +378,45 @@ pub fn read_slot(
             0,
         );
     }
+    if info.format == 2 {
+        return (
+            Err(SlotProblem::RetiredFormat {
+                slot: name,
+                format: info.format,
+            }),
+            0,
+        );
+    }
+    let parts = info.parts.min(MAX_ENTRIES as u32);
     let mut payload = String::new();
     let mut lookups = 0;
-    for part in 0..info.parts.min(MAX_ENTRIES as u32) {
+    for part in 0..parts {
         lookups += 1;
-        let Some(text) = get(&slot.part_key(part)) else {
+        let Some(mut text) = get(&slot.part_key(part)) else {
             return (Err(SlotProblem::MissingPart { slot: name, part }), lookups);
         };
-        match text.split_once(':') {
-            Some((v, body)) if v == info.version => payload.push_str(body),
-            Some((v, _)) => {
+        let body = match text.split_once(':') {
+            Some((v, _)) if v == info.version => v.len() + 1,
+            other => {
                 let problem = SlotProblem::Torn {
                     slot: name,
                     part,
-                    found: v.into(),
+                    found: other.map(|(v, _)| v.to_string()).unwrap_or_default(),
                     expected: info.version.clone(),
                 };
                 return (Err(problem), lookups);
             }
-            None => {
-                let problem = SlotProblem::Torn {
-                    slot: name,
-                    part,
-                    found: String::new(),
-                    expected: info.version.clone(),
-                };
-                return (Err(problem), lookups);
+        };
+        if parts == 1 {
+            // The one part becomes the payload in place: no second copy to allocate and
+            // touch (what a fresh instance pays for most).
+            text.drain(..body);
+            payload = text;
+        } else {
+            if payload.capacity() == 0 {
+                payload.reserve(text.len() * parts as usize);
             }
+            payload.push_str(text.get(body..).unwrap_or_default());
         }
     }
     if checksum(&payload) != info.checksum {
@@ -605,6 +627,31 @@ mod tests {
         let s = store_after(&f, "v1", &BTreeMap::new(), None);
         let again = pack(&f, "v1", &s, None).ok();
         assert_eq!(again.map(|p| p.upserts.len()), Some(0));
+    }
+
+    #[test]
+    fn a_slot_in_a_retired_format_falls_back_to_the_other() {
+        let old = flags(1, "old");
+        let s1 = store_after(&old, "v1", &BTreeMap::new(), None);
+        let mut s2 = store_after(&flags(1, "new"), "v2", &s1, None);
+        // The active slot as an older build wrote it: format 2.
+        let mut pointer: Pointer =
+            serde_json::from_str(s2.get(POINTER_KEY).map(String::as_str).unwrap_or(""))
+                .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(b) = pointer.b.as_mut() {
+            b.format = 2;
+        }
+        s2.insert(
+            POINTER_KEY.into(),
+            serde_json::to_string(&pointer).unwrap_or_default(),
+        );
+        let r = read(|k| s2.get(k).cloned(), None).result.ok();
+        let r = r.as_ref();
+        assert_eq!(r.map(source_of), Some(old));
+        assert!(matches!(
+            r.and_then(|l| l.fell_back.clone()),
+            Some(SlotProblem::RetiredFormat { format: 2, .. })
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::Context;
-use crate::model::{Clause, Snapshot};
+use crate::model::Snapshot;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -20,9 +20,9 @@ pub struct Route {
 }
 
 /// One route rule: its clauses and required variants must all match.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug)]
 pub(crate) struct RouteRule {
-    pub(crate) clauses: Vec<Clause>,
+    pub(crate) clauses: crate::model::Span,
     /// (flag index, acceptable variant indexes).
     pub(crate) flags: Vec<(usize, Vec<usize>)>,
     pub(crate) route: Route,
@@ -34,7 +34,10 @@ impl Snapshot {
         self.routes
             .iter()
             .find(|r| {
-                r.clauses.iter().all(|c| self.clause_matches(c, ctx, now))
+                r.clauses
+                    .of(&self.arena.clauses)
+                    .iter()
+                    .all(|c| self.clause_matches(c, ctx, now))
                     && r.flags.iter().all(|(flag, variants)| {
                         self.variant_index(*flag, ctx, now)
                             .is_some_and(|v| variants.contains(&v))

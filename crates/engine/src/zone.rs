@@ -83,7 +83,7 @@ impl Zone {
 ///
 /// `from == to` means the whole day. When `to` is before `from` the window runs past
 /// midnight into the next day, and `days` names the day it starts on.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Window {
     /// Bit `n` set means the window starts on weekday `n` (Monday = 0).
     pub days: u8,
@@ -92,7 +92,6 @@ pub struct Window {
     /// End, in minutes after local midnight (exclusive).
     pub to: u32,
     /// A fixed zone for the window; `None` uses the context's zone.
-    #[serde(with = "crate::binary::opt_zone")]
     pub zone: Option<Zone>,
 }
 
