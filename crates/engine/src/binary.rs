@@ -9,7 +9,7 @@
 //! `efb3.` base64url(deflate(flag file JSON)) `.` BODY
 //!
 //! BODY is a string table (a count, then each distinct string as its length in bytes and
-//! its text, raw), the sizes of the snapshot's arrays ([`crate::model::Span`] points into
+//! its text, raw), the sizes of the snapshot's arrays (a `Span` of the model points into
 //! them), then the compiled snapshot, in which every string is a table index and every
 //! number a little-endian varint written in base64url digits (a digit carries 5 bits,
 //! plus a sixth that says another digit follows). A flag's variants, a list of strings
