@@ -561,6 +561,12 @@ pub fn encode(s: &Snapshot) -> String {
     w.finish()
 }
 
+/// The most items reserved ahead from a count in the body. Counts are bounded by the
+/// characters left, so a damaged count cannot ask for more than the body could hold; this
+/// bounds the reservation further (a list or array that really is longer grows as its
+/// items are read, each of which uses up characters).
+const MAX_RESERVE: usize = 1 << 14;
+
 /// What a list is read into.
 trait List<T> {
     fn with_capacity(n: usize) -> Self;
@@ -700,7 +706,7 @@ impl<'a> Reader<'a> {
         mut item: impl FnMut(&mut Self) -> Result<T, Bad>,
     ) -> Result<C, Bad> {
         let n = self.len()?;
-        let mut out = C::with_capacity(n);
+        let mut out = C::with_capacity(n.min(MAX_RESERVE));
         for _ in 0..n {
             out.push(item(self)?);
         }
@@ -745,12 +751,12 @@ impl<'a> Reader<'a> {
         }
         let [variants, rules, clauses, strings, splits, slots] = sizes;
         self.arena = Arena {
-            variants: Vec::with_capacity(variants),
-            rules: Vec::with_capacity(rules),
-            clauses: Vec::with_capacity(clauses),
-            strings: Vec::with_capacity(strings),
-            splits: Vec::with_capacity(splits),
-            slots: Vec::with_capacity(slots),
+            variants: Vec::with_capacity(variants.min(MAX_RESERVE)),
+            rules: Vec::with_capacity(rules.min(MAX_RESERVE)),
+            clauses: Vec::with_capacity(clauses.min(MAX_RESERVE)),
+            strings: Vec::with_capacity(strings.min(MAX_RESERVE)),
+            splits: Vec::with_capacity(splits.min(MAX_RESERVE)),
+            slots: Vec::with_capacity(slots.min(MAX_RESERVE)),
         };
         let fingerprint = self.string()?;
         let uses_traits = self.bool()?;
@@ -828,7 +834,7 @@ impl<'a> Reader<'a> {
         }
         let n = self.len()?;
         if n > 12 {
-            let mut set = std::collections::HashSet::with_capacity(n);
+            let mut set = std::collections::HashSet::with_capacity(n.min(MAX_RESERVE));
             for _ in 0..n {
                 set.insert(self.str()?);
             }
