@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -150,32 +149,22 @@ async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
     }
 }
 
-struct Fake {
-    api: Arc<Api>,
-    addr: SocketAddr,
-    _server: common::Running,
-}
+type Fake = common::Running<Api>;
 
 fn start() -> Fake {
-    let api = Arc::new(Api::default());
-    let server = common::serve(api.clone(), answer);
-    Fake {
-        api,
-        addr: server.addr,
-        _server: server,
-    }
+    common::serve(answer)
 }
 
 impl Fake {
     fn store(&self) -> BTreeMap<String, String> {
-        self.api
+        self.state
             .items
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
     fn patches(&self) -> u32 {
-        self.api.patches.load(Ordering::SeqCst)
+        self.state.patches.load(Ordering::SeqCst)
     }
     fn run(&self, args: &[&str], token: &str) -> Output {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -313,7 +302,7 @@ fn api_errors_say_what_to_do_next() {
 #[test]
 fn rate_limiting_is_retried() {
     let fake = start();
-    fake.api.rate_limit_next.store(2, Ordering::SeqCst);
+    fake.state.rate_limit_next.store(2, Ordering::SeqCst);
     let out = fake.run(
         &["push", "config-store/flags.json", "--store-id", STORE],
         TOKEN,

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -93,20 +92,10 @@ async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
     }
 }
 
-struct Fake {
-    api: Arc<Api>,
-    addr: SocketAddr,
-    _server: common::Running,
-}
+type Fake = common::Running<Api>;
 
 fn start() -> Fake {
-    let api = Arc::new(Api::default());
-    let server = common::serve(api.clone(), answer);
-    Fake {
-        api,
-        addr: server.addr,
-        _server: server,
-    }
+    common::serve(answer)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -127,7 +116,7 @@ fn key_file() -> PathBuf {
 
 impl Fake {
     fn items(&self) -> Items {
-        self.api
+        self.state
             .items
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -215,7 +204,7 @@ fn push_hashes_keys_uploads_with_ttl_and_get_delete_round_trip() {
 #[test]
 fn csv_push_and_rate_limits_are_retried() {
     let api = start();
-    api.api.rate_limit_next.store(2, Ordering::SeqCst);
+    api.state.rate_limit_next.store(2, Ordering::SeqCst);
     let file = write(
         "traits.csv",
         "user,watch_genre,plan\nalice,anime,pro\nbob,,\"free, for now\"\n",
@@ -265,7 +254,7 @@ fn a_bad_file_uploads_nothing_and_lists_every_problem() {
     ] {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
-    assert_eq!(api.api.requests.load(Ordering::SeqCst), 0);
+    assert_eq!(api.state.requests.load(Ordering::SeqCst), 0);
     // A wrong token is a clear error.
     let good = write(
         "one.ndjson",

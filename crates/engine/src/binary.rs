@@ -567,21 +567,6 @@ pub fn encode(s: &Snapshot) -> String {
 /// items are read, each of which uses up characters).
 const MAX_RESERVE: usize = 1 << 14;
 
-/// What a list is read into.
-trait List<T> {
-    fn with_capacity(n: usize) -> Self;
-    fn push(&mut self, item: T);
-}
-
-impl<T> List<T> for Vec<T> {
-    fn with_capacity(n: usize) -> Self {
-        Vec::with_capacity(n)
-    }
-    fn push(&mut self, item: T) {
-        Vec::push(self, item);
-    }
-}
-
 fn span(start: usize, len: usize) -> Span {
     Span {
         start: u32::try_from(start).unwrap_or(u32::MAX),
@@ -701,12 +686,12 @@ impl<'a> Reader<'a> {
             None
         })
     }
-    fn list<T, C: List<T>>(
+    fn list<T>(
         &mut self,
         mut item: impl FnMut(&mut Self) -> Result<T, Bad>,
-    ) -> Result<C, Bad> {
+    ) -> Result<Vec<T>, Bad> {
         let n = self.len()?;
-        let mut out = C::with_capacity(n.min(MAX_RESERVE));
+        let mut out = Vec::with_capacity(n.min(MAX_RESERVE));
         for _ in 0..n {
             out.push(item(self)?);
         }
@@ -760,7 +745,7 @@ impl<'a> Reader<'a> {
         };
         let fingerprint = self.string()?;
         let uses_traits = self.bool()?;
-        let flags: Vec<Flag> = self.list(Self::flag)?;
+        let flags = self.list(Self::flag)?;
         let segments = self.list(|r| {
             Ok(Segment {
                 included: r.str_set()?,
