@@ -1,17 +1,122 @@
 //! The `edgeflags` command: validate and pack flag files, explain and simulate decisions,
-//! and mint preview tokens.
+//! push them to the live store, report on experiments, and mint preview tokens.
+//!
+//! This file parses the command line and hands each command to its room, one module per
+//! command group next to its arguments. Arrows point one way: `main` names the commands; a
+//! command names the shared rooms (`flagfile`, `input`, `keys`) and, when it builds
+//! on one, another command (as `guard` would `live` and `report`), never back; the shared
+//! rooms name no command.
 
-mod commands;
+mod explain;
+mod flagfile;
+mod input;
+mod keys;
 mod live;
+mod pack;
 mod profiles;
+mod report;
+mod simulate;
+mod tokens;
+mod validate;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Feature flags, rollouts and localized content at the edge: the flag-file tool.
+#[derive(Debug, Parser)]
+#[command(name = "edgeflags", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a flag file and list every problem with its JSON path.
+    ///
+    /// Exits 0 when the file is valid, 1 when it has problems.
+    ///
+    /// Example: edgeflags validate config-store/flags.json
+    Validate(validate::ValidateArgs),
+    /// Pack a flag file into config-store entries (pointer and two slots).
+    ///
+    /// Writes the snapshot into the idle slot of the store file and flips the pointer, as
+    /// `push` does against a live store. Refuses anything over Fastly's limits.
+    ///
+    /// Example: edgeflags pack config-store/flags.json --store config-store/edgeflags.json
+    Pack(pack::PackArgs),
+    /// Explain what a user gets for every flag, and why.
+    ///
+    /// Example: edgeflags explain config-store/flags.json --user u42 --country JP --device mobile --at 2026-11-28T21:00+09:00
+    Explain(explain::ExplainArgs),
+    /// Simulate many synthetic users and show the variant distribution of every flag,
+    /// next to the configured split weights.
+    ///
+    /// Example: edgeflags simulate config-store/flags.json --users 100000 --countries JP=30,US=50,FR=20
+    Simulate(simulate::SimulateArgs),
+    /// Show, flag by flag, what pushing FILE would change in the live config store.
+    /// Writes nothing.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags diff config-store/flags.json --store-id 5kxyz
+    Diff(live::LiveArgs),
+    /// Push FILE to the live config store: show the diff, write the idle slot and flip the
+    /// pointer, in one bulk request. The edge serves it on the next request.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags push config-store/flags.json --store-id 5kxyz
+    Push(live::LiveArgs),
+    /// Flip the live config store back to the previous slot and drop the version that was
+    /// active, in one bulk request: the store is as it was before the last push.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags rollback --store-id 5kxyz
+    Rollback(live::StoreArgs),
+    /// Summarise an exposure/conversion log (JSON lines from the `edgeflags_events`
+    /// endpoint): per flag and variant, users exposed, users converted, conversion rate
+    /// with a 95% interval, and a chart; per country, users exposed.
+    ///
+    /// Example: edgeflags report events.log --event purchase
+    Report(report::ReportArgs),
+    /// Mint a signed preview token that sets a visitor's geo, clock and variants.
+    ///
+    /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
+    /// parameter). The key comes from --key-file, else $EDGEFLAGS_PREVIEW_KEY, else the
+    /// local dev key in config-store/secrets.json.
+    ///
+    /// Example: edgeflags preview-token --country JP --at 2026-11-28T21:00+09:00 --variant checkout=v2
+    PreviewToken(tokens::PreviewArgs),
+    /// Manage user profiles (behaviour traits) in the `edgeflags_profiles` KV store.
+    #[command(subcommand)]
+    Profiles(profiles::ProfilesCommand),
+    /// Mint a signed traits cookie (`ef_traits`) for a user, as an origin would set it.
+    ///
+    /// The key comes from --key-file, else $EDGEFLAGS_TRAITS_KEY, else the local dev key
+    /// in config-store/secrets.json.
+    ///
+    /// Example: edgeflags traits-cookie --user u42 --trait buyer=bargain_hunter --ttl 1h
+    TraitsCookie(tokens::TraitsCookieArgs),
+}
+
+/// Runs a parsed command line.
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::validate(args),
+        Command::Pack(args) => pack::pack_file(args),
+        Command::PreviewToken(args) => tokens::preview_token(args),
+        Command::Explain(args) => explain::explain(args),
+        Command::Report(args) => report::report(args),
+        Command::Diff(args) => live::diff(args),
+        Command::Push(args) => live::push(args),
+        Command::Rollback(args) => live::rollback(args),
+        Command::Simulate(args) => simulate::simulate(args),
+        Command::Profiles(cmd) => profiles::run(cmd),
+        Command::TraitsCookie(args) => tokens::traits_cookie(args),
+    }
+}
 
 fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
-    match commands::run(cli) {
+    let cli = Cli::parse();
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -20,6 +20,8 @@ use fastly_api::apis::kv_store_item_api::{
 use fastly_api::apis::{Error as ApiError, ResponseContent};
 use serde_json::{Map, Value};
 
+use crate::input::{now_secs, parse_ttl, read};
+use crate::keys::secret_key;
 use crate::live;
 
 /// How many uploads are in flight at once.
@@ -97,68 +99,9 @@ pub fn run(cmd: ProfilesCommand) -> Result<ExitCode> {
     }
 }
 
-/// A key from a file, else an environment variable, else the local dev secrets file.
-pub fn secret_key(name: &str, env: &str, key_file: Option<&Path>) -> Result<Vec<u8>> {
-    if let Some(path) = key_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the key file {}", path.display()))?;
-        return Ok(text.trim_end_matches(['\n', '\r']).as_bytes().to_vec());
-    }
-    if let Ok(k) = std::env::var(env) {
-        return Ok(k.into_bytes());
-    }
-    let local = Path::new("config-store/secrets.json");
-    let text = std::fs::read_to_string(local).with_context(|| {
-        format!("no {name}: pass --key-file, set {env}, or run from the project root for the local dev key")
-    })?;
-    let secrets: BTreeMap<String, String> = serde_json::from_str(&text)?;
-    match secrets.get(name) {
-        Some(k) => {
-            eprintln!(
-                "edgeflags: using the local dev {name} from {}",
-                local.display()
-            );
-            Ok(k.clone().into_bytes())
-        }
-        None => bail!("{} has no {name}", local.display()),
-    }
-}
-
-/// Parses `--ttl`: seconds, or a number with s, m, h or d; `never` is `None`.
-pub fn parse_ttl(text: &str) -> Result<Option<i64>> {
-    if text == "never" {
-        return Ok(None);
-    }
-    let (num, unit) = match text.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
-        _ => (text, 's'),
-    };
-    let n: i64 = num
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("--ttl `{text}`: use 3600, 90m, 12h, 30d or never"))?;
-    let secs = match unit {
-        's' => n,
-        'm' => n * 60,
-        'h' => n * 3600,
-        'd' => n * 86400,
-        _ => bail!("--ttl `{text}`: the unit is s, m, h or d"),
-    };
-    Ok(Some(secs))
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Reads and checks a profiles file: `(user, traits)` per line, or every problem.
 pub fn read_profiles(path: &Path) -> Result<Vec<(String, BTreeMap<String, Value>)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read(path)?;
     let csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));

@@ -1,0 +1,146 @@
+//! `edgeflags explain`: what a user gets for every flag, and why, as a table or as the
+//! document the edge's explain endpoint returns.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::flagfile::snapshot;
+use crate::input::{instant, typed};
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The flag file.
+    file: PathBuf,
+    /// The user key.
+    #[arg(long)]
+    user: Option<String>,
+    /// Country code; the continent and (with --region) the time zone follow from it.
+    #[arg(long)]
+    country: Option<String>,
+    /// Region code.
+    #[arg(long)]
+    region: Option<String>,
+    /// City.
+    #[arg(long)]
+    city: Option<String>,
+    /// Time zone (IANA name or ±HH:MM); derived from country and region when not given.
+    #[arg(long)]
+    zone: Option<String>,
+    /// Device class: mobile, tablet, desktop, tv, bot.
+    #[arg(long)]
+    device: Option<String>,
+    /// Language code.
+    #[arg(long)]
+    language: Option<String>,
+    /// Any other attribute: NAME=VALUE (repeatable; numbers and true/false are typed).
+    #[arg(long = "attr", value_name = "NAME=VALUE")]
+    attrs: Vec<String>,
+    /// The instant to evaluate at (RFC 3339); now when not given.
+    #[arg(long)]
+    at: Option<String>,
+    /// Print the explanation as JSON (the document the edge's explain endpoint returns).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `explain`.
+pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
+    use edgeflags_engine::{Context, Zone, attributes};
+    let snap = snapshot(&a.file)?;
+    let now = instant(a.at.as_deref())?;
+    let mut ctx = match &a.user {
+        Some(u) => Context::with_key(u),
+        None => Context::new(),
+    };
+    let country = a.country.map(|c| c.to_ascii_uppercase());
+    let region = a.region.map(|r| r.to_ascii_uppercase());
+    if let Some(c) = &country {
+        ctx.set("country", c.as_str());
+        if let Some(cont) = attributes::continent_for(c) {
+            ctx.set("continent", cont);
+        }
+    }
+    if let Some(r) = &region {
+        ctx.set("region", r.as_str());
+    }
+    for (name, v) in [
+        ("city", &a.city),
+        ("device", &a.device),
+        ("language", &a.language),
+    ] {
+        if let Some(v) = v {
+            ctx.set(name, v.as_str());
+        }
+    }
+    let zone = match &a.zone {
+        Some(z) => Some(Zone::parse(z).with_context(|| format!("unknown time zone `{z}`"))?),
+        None => country
+            .as_deref()
+            .and_then(|c| attributes::zone_for(c, region.as_deref()))
+            .map(Zone::Named),
+    };
+    if let Some(z) = zone {
+        ctx.set_zone(z);
+    }
+    for kv in &a.attrs {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--attr takes NAME=VALUE, got `{kv}`");
+        };
+        if let Some(value) = edgeflags_engine::AttrValue::from_json(&typed(v)) {
+            ctx.set(k, value);
+        }
+    }
+    let doc = edgeflags_engine::explain::explain(&snap, &ctx, now);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "snapshot {}  at {}",
+        doc["snapshot"].as_str().unwrap_or(""),
+        doc["now"].as_str().unwrap_or("")
+    );
+    let attrs: Vec<String> = ctx
+        .attributes()
+        .map(|(k, v)| format!("{k}={}", v.to_json()))
+        .collect();
+    println!("context  {}", attrs.join(" "));
+    println!();
+    println!("{:<24} {:<16} {:<20} why", "flag", "variant", "value");
+    for f in doc["flags"].as_array().into_iter().flatten() {
+        let mut why = f["reason"].as_str().unwrap_or("").to_string();
+        if let Some(r) = f["rule_id"].as_str() {
+            why.push_str(&format!(" rule `{r}` (#{})", f["rule_index"]));
+        }
+        if let Some(b) = f["bucket"].as_u64() {
+            why.push_str(&format!(" bucket {b}"));
+        }
+        if let Some(p) = f["prerequisite"].as_str() {
+            why.push_str(&format!(" prerequisite `{p}`"));
+        }
+        if f["scheduled"] == true {
+            why.push_str(" (outside its schedule)");
+        }
+        let mut value = f["value"].to_string();
+        if value.chars().count() > 20 {
+            value = value.chars().take(17).collect::<String>() + "...";
+        }
+        println!(
+            "{:<24} {:<16} {:<20} {why}",
+            f["key"].as_str().unwrap_or(""),
+            f["variant"].as_str().unwrap_or("-"),
+            value
+        );
+    }
+    let route = &doc["route"];
+    println!();
+    println!(
+        "route    {} -> backend {} {}",
+        route["id"].as_str().unwrap_or(""),
+        route["backend"].as_str().unwrap_or(""),
+        route["path_prefix"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
