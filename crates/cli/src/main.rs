@@ -3,10 +3,11 @@
 //!
 //! This file parses the command line and hands each command to its room, one module per
 //! command group next to its arguments. Arrows point one way: `main` names the commands; a
-//! command names the shared rooms (`flagfile`, `input`, `keys`) and, when it builds
+//! command names the shared rooms (`flagfile`, `input`, `keys`, `api`) and, when it builds
 //! on one, another command (as `guard` would `live` and `report`), never back; the shared
 //! rooms name no command.
 
+mod api;
 mod explain;
 mod flagfile;
 mod input;

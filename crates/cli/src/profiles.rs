@@ -8,26 +8,21 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use edgeflags_engine::traits::{self, Profile};
-use fastly_api::apis::configuration::Configuration;
 use fastly_api::apis::kv_store_item_api::{
     KvStoreDeleteItemParams, KvStoreGetItemParams, KvStoreUpsertItemParams, kv_store_delete_item,
     kv_store_get_item, kv_store_upsert_item,
 };
-use fastly_api::apis::{Error as ApiError, ResponseContent};
 use serde_json::{Map, Value};
 
+use crate::api::{self, Api, StoreKind};
 use crate::input::{now_secs, parse_ttl, read};
 use crate::keys::secret_key;
-use crate::live;
 
 /// How many uploads are in flight at once.
 const CONCURRENCY: usize = 8;
-/// How many times a rate-limited request is tried.
-const TRIES: u32 = 5;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProfilesCommand {
@@ -63,7 +58,7 @@ pub struct Target {
     #[arg(long)]
     local: Option<PathBuf>,
     /// The Fastly API address (for tests and proxies).
-    #[arg(long, default_value = live::DEFAULT_API)]
+    #[arg(long, default_value = api::DEFAULT_API)]
     api_url: String,
     /// The file holding the user-hash key (else $EDGEFLAGS_USER_HASH_KEY, else the local
     /// dev key in config-store/secrets.json).
@@ -255,7 +250,7 @@ fn push(a: PushArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut kv = Kv::connect(&a.target)?;
+    let kv = Kv::connect(&a.target)?;
     let total = items.len();
     let ttl_secs = ttl.map(|t| i32::try_from(t).unwrap_or(i32::MAX));
     kv.upsert_all(items, ttl_secs, |done| {
@@ -363,7 +358,7 @@ fn write_local(path: &Path, file: &Map<String, Value>) -> Result<()> {
 
 /// The live KV store, through the API.
 struct Kv {
-    cfg: Configuration,
+    api: Api,
     store_id: String,
     rt: tokio::runtime::Runtime,
 }
@@ -373,20 +368,20 @@ impl Kv {
         let Some(store_id) = t.store_id.clone() else {
             bail!("pass --store-id (or set EDGEFLAGS_PROFILE_STORE_ID), or --local FILE");
         };
-        let (cfg, rt) = live::api(&t.api_url, "KV stores")?;
-        Ok(Kv { cfg, store_id, rt })
+        let (api, rt) = api::connect(&t.api_url, StoreKind::Kv)?;
+        Ok(Kv { api, store_id, rt })
     }
 
     /// Upserts every item, `CONCURRENCY` at a time, retrying rate limits; `progress` is
     /// called with the count done after each.
     fn upsert_all(
-        &mut self,
+        &self,
         items: Vec<(String, String)>,
         ttl: Option<i32>,
         mut progress: impl FnMut(usize),
     ) -> Result<()> {
         let store_id = self.store_id.clone();
-        let cfg = self.cfg.clone();
+        let api = self.api.clone();
         self.rt.block_on(async move {
             let mut queue = items.into_iter();
             let mut running = tokio::task::JoinSet::new();
@@ -396,12 +391,10 @@ impl Kv {
                     let Some((key, value)) = queue.next() else {
                         break;
                     };
-                    let mut cfg = cfg.clone();
+                    let api = api.clone();
                     let store_id = store_id.clone();
                     running.spawn(async move {
-                        let mut tries = 0;
-                        loop {
-                            tries += 1;
+                        api.call("writing a profile", |mut cfg| {
                             let params = KvStoreUpsertItemParams {
                                 store_id: store_id.clone(),
                                 key: key.clone(),
@@ -409,14 +402,9 @@ impl Kv {
                                 body: Some(value.clone()),
                                 ..KvStoreUpsertItemParams::default()
                             };
-                            match kv_store_upsert_item(&mut cfg, params).await {
-                                Ok(()) => return Ok(()),
-                                Err(e) => match retry_after(&e, tries) {
-                                    Some(wait) => tokio::time::sleep(wait).await,
-                                    None => return Err(explain_error(e, "writing a profile")),
-                                },
-                            }
-                        }
+                            async move { kv_store_upsert_item(&mut cfg, params).await }
+                        })
+                        .await
                     });
                 }
                 let Some(joined) = running.join_next().await else {
@@ -431,86 +419,31 @@ impl Kv {
     }
 
     /// The stored value of `key`, or `None`.
-    fn get(&mut self, key: &str) -> Result<Option<String>> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let params = KvStoreGetItemParams {
-                store_id: self.store_id.clone(),
-                key: key.to_string(),
-            };
-            match self.rt.block_on(kv_store_get_item(&mut self.cfg, params)) {
+    fn get(&self, key: &str) -> Result<Option<String>> {
+        self.rt
+            .block_on(self.api.call("reading a profile", |mut cfg| {
+                let params = KvStoreGetItemParams {
+                    store_id: self.store_id.clone(),
+                    key: key.to_string(),
+                };
                 // The generated client reads the value as a JSON string, the form its
-                // upsert writes: `v` is the profile's own JSON.
-                Ok(v) => return Ok(Some(v)),
-                Err(ApiError::ResponseError(r)) if r.status.as_u16() == 404 => return Ok(None),
-                Err(e) => match retry_after(&e, tries) {
-                    Some(wait) => std::thread::sleep(wait),
-                    None => return Err(explain_error(e, "reading a profile")),
-                },
-            }
-        }
+                // upsert writes: the value is the profile's own JSON.
+                async move { api::found(kv_store_get_item(&mut cfg, params).await) }
+            }))
     }
 
     /// Deletes `key`; whether it existed.
-    fn delete(&mut self, key: &str) -> Result<bool> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let params = KvStoreDeleteItemParams {
-                store_id: self.store_id.clone(),
-                key: key.to_string(),
-                ..KvStoreDeleteItemParams::default()
-            };
-            match self
-                .rt
-                .block_on(kv_store_delete_item(&mut self.cfg, params))
-            {
-                Ok(()) => return Ok(true),
-                Err(ApiError::ResponseError(r)) if r.status.as_u16() == 404 => return Ok(false),
-                Err(e) => match retry_after(&e, tries) {
-                    Some(wait) => std::thread::sleep(wait),
-                    None => return Err(explain_error(e, "deleting a profile")),
-                },
-            }
-        }
-    }
-}
-
-/// The back-off before retrying a rate-limited request (1, 2, 4, 8 s), or `None`.
-fn retry_after<T>(e: &ApiError<T>, tries: u32) -> Option<Duration> {
-    match e {
-        ApiError::ResponseError(r) if r.status.as_u16() == 429 && tries < TRIES => {
-            let wait = Duration::from_secs(1 << (tries - 1).min(3));
-            eprintln!(
-                "edgeflags: rate limited by the Fastly API, retrying in {} s",
-                wait.as_secs()
-            );
-            Some(wait)
-        }
-        _ => None,
-    }
-}
-
-fn explain_error<T>(e: ApiError<T>, what: &str) -> anyhow::Error {
-    match e {
-        ApiError::ResponseError(ResponseContent {
-            status, content, ..
-        }) => {
-            let code = status.as_u16();
-            let hint = match code {
-                401 | 403 => "check that FASTLY_API_TOKEN is valid and may write KV stores",
-                404 => "check the KV store id (fastly kv-store list)",
-                429 => "the API kept rate-limiting; wait a minute and run the command again",
-                _ => {
-                    "run the command again; if it keeps failing, check https://www.fastlystatus.com"
-                }
-            };
-            anyhow::anyhow!(
-                "{what} failed: the API answered {code}: {}\n{hint}",
-                content.chars().take(300).collect::<String>()
-            )
-        }
-        other => anyhow::anyhow!("{what} failed (could not reach the API): {other}"),
+    fn delete(&self, key: &str) -> Result<bool> {
+        let deleted = self
+            .rt
+            .block_on(self.api.call("deleting a profile", |mut cfg| {
+                let params = KvStoreDeleteItemParams {
+                    store_id: self.store_id.clone(),
+                    key: key.to_string(),
+                    ..KvStoreDeleteItemParams::default()
+                };
+                async move { api::found(kv_store_delete_item(&mut cfg, params).await) }
+            }))?;
+        Ok(deleted.is_some())
     }
 }
