@@ -1,0 +1,211 @@
+//! `edgeflags report`: an exposure/conversion log (JSON lines from the `edgeflags_events`
+//! endpoint) summarised per flag and variant. Arrows point one way: `log` reads the lines
+//! into counts, `summary` turns counts into figures with `stats`, `chart` draws figures;
+//! this file runs them and prints the table or the JSON.
+
+mod chart;
+mod log;
+mod stats;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+use crate::input::read;
+use summary::{Summary, VariantSummary};
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The log file (lines may carry a prefix before the JSON, such as `edgeflags_events :: `).
+    file: PathBuf,
+    /// Count only conversions of this event.
+    #[arg(long)]
+    event: Option<String>,
+    /// Only this flag.
+    #[arg(long)]
+    flag: Option<String>,
+    /// The variant others are compared with (default: `control` if there is one, else
+    /// the first variant by name).
+    #[arg(long)]
+    control: Option<String>,
+    /// Show conversion rates per country.
+    #[arg(long)]
+    by_country: bool,
+    /// Write an SVG chart of the rates and their intervals to this file.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `report`.
+pub fn report(a: ReportArgs) -> Result<ExitCode> {
+    let text = read(&a.file)?;
+    let filter = log::Filter {
+        flag: a.flag.as_deref(),
+        event: a.event.as_deref(),
+    };
+    let tally = log::read(&text, filter);
+    let summary = summary::summarise(&tally, a.control.as_deref());
+    if let Some(path) = &a.chart {
+        std::fs::write(path, chart::chart_svg(&summary.flags))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("edgeflags: chart written to {}", path.display());
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", table(&summary, a.event.as_deref(), a.by_country));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report for people: per flag, a row per variant with its rate, interval, difference
+/// against the control and a bar; then users exposed per country (with `by_country`,
+/// conversions and rates too).
+fn table(summary: &Summary, event: Option<&str>, by_country: bool) -> String {
+    let mut out = format!(
+        "{} events read, {} skipped{}\n",
+        summary.lines,
+        summary.skipped,
+        event
+            .map(|e| format!("; conversions: {e}"))
+            .unwrap_or_default()
+    );
+    for (flag, vs) in &summary.flags {
+        out.push_str(&format!("\n{flag}\n"));
+        out.push_str(&format!(
+            "  {:<14} {:>9} {:>10} {:>8}  {:<17}  {:<26}  rate (▏= 95% interval)\n",
+            "variant", "exposed", "converted", "rate", "95% interval", "vs control (95% interval)"
+        ));
+        let top = vs
+            .values()
+            .map(|v| v.ci95[1])
+            .fold(0.0_f64, f64::max)
+            .max(1e-9);
+        for (variant, v) in vs {
+            out.push_str(&row(variant, v, top));
+        }
+        let mut countries: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (variant, v) in vs {
+            for (c, n) in &v.countries {
+                let entry = if by_country {
+                    format!(
+                        "{variant} {}/{} ({:.2}%)",
+                        n.converted,
+                        n.exposed,
+                        n.rate * 100.0
+                    )
+                } else {
+                    format!("{variant} {}", n.exposed)
+                };
+                countries.entry(c).or_default().push(entry);
+            }
+        }
+        for (c, parts) in countries {
+            if by_country {
+                out.push_str(&format!("  in {c}: {}\n", parts.join(", ")));
+            } else {
+                out.push_str(&format!("  exposed in {c}: {}\n", parts.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+/// One variant's row: figures, then a bar of 30 cells up to `top`, the rate filled (█)
+/// and the rest of the interval marked (▏).
+fn row(variant: &str, v: &VariantSummary, top: f64) -> String {
+    let [lo, hi] = v.ci95;
+    let width = 30.0;
+    let bar: String = (0..width as usize)
+        .map(|i| {
+            let x = (i as f64 + 0.5) / width * top;
+            if x <= v.rate {
+                '█'
+            } else if x <= hi && x >= lo {
+                '▏'
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let vs_control = match &v.vs_control {
+        Some(d) => format!(
+            "{:+.2} pts [{:+.2}, {:+.2}]",
+            d.diff * 100.0,
+            d.ci95[0] * 100.0,
+            d.ci95[1] * 100.0
+        ),
+        None => "control".to_string(),
+    };
+    format!(
+        "  {:<14} {:>9} {:>10} {:>7.2}%  [{:>5.2}%, {:>5.2}%]  {:<26}  {}\n",
+        variant,
+        v.exposed,
+        v.converted,
+        v.rate * 100.0,
+        lo * 100.0,
+        hi * 100.0,
+        vs_control,
+        bar.trim_end()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = r#"{"kind":"exposure","flag":"checkout","variant":"v1","user":"a","country":"JP"}
+{"kind":"exposure","flag":"checkout","variant":"v1","user":"b","country":"US"}
+{"kind":"exposure","flag":"checkout","variant":"v2","user":"c","country":"JP"}
+{"kind":"exposure","flag":"checkout","variant":"v2","user":"d","country":"JP"}
+{"kind":"conversion","event":"purchase","value":3,"user":"a","variants":{"checkout":"v1"}}
+{"kind":"conversion","event":"purchase","value":4,"user":"c","variants":{"checkout":"v2"}}
+{"kind":"conversion","event":"purchase","value":4,"user":"d","variants":{"checkout":"v2"}}
+"#;
+
+    fn summary() -> Summary {
+        summary::summarise(&log::read(LOG, log::Filter::default()), None)
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_variant_and_users_per_country() {
+        let text = table(&summary(), Some("purchase"), false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "7 events read, 0 skipped; conversions: purchase");
+        assert_eq!(lines[2], "checkout");
+        assert!(lines[4].starts_with(
+            "  v1                     2          1   50.00%  [ 9.45%, 90.55%]  control                     "
+        ), "{text}");
+        // v2: 2 of 2, against v1's 1 of 2.
+        assert!(lines[5].starts_with(
+            "  v2                     2          2  100.00%  [34.24%, 100.00%]  +50.00 pts [-27.26, +90.55]  "
+        ), "{text}");
+        assert_eq!(lines[6], "  exposed in JP: v1 1, v2 2");
+        assert_eq!(lines[7], "  exposed in US: v1 1");
+        assert_eq!(lines.len(), 8);
+        let by_country = table(&summary(), None, true);
+        assert!(by_country.starts_with("7 events read, 0 skipped\n"));
+        assert!(by_country.contains("  in JP: v1 1/1 (100.00%), v2 2/2 (100.00%)\n"));
+        assert!(by_country.contains("  in US: v1 0/1 (0.00%)\n"));
+    }
+
+    #[test]
+    fn a_bar_fills_the_rate_and_marks_the_rest_of_the_interval() {
+        let s = summary();
+        let (v1, v2) = (&s.flags["checkout"]["v1"], &s.flags["checkout"]["v2"]);
+        // On a scale to 1.0, 30 cells of 1/30: v1's rate 0.5 fills 15 cells, its
+        // interval 0.0945..0.9055 marks cells 15 to 26; v2 fills all 30.
+        let bar = |r: &str| r.rsplit("  ").next().unwrap_or("").to_string();
+        assert_eq!(
+            bar(&row("v1", v1, 1.0)),
+            format!("{}{}\n", "█".repeat(15), "▏".repeat(12))
+        );
+        assert_eq!(bar(&row("v2", v2, 1.0)), format!("{}\n", "█".repeat(30)));
+    }
+}

@@ -1,0 +1,111 @@
+//! The report's statistics: a conversion rate with its Wilson score interval, and the
+//! difference of two rates with Newcombe's interval, both at 95%.
+
+/// z for a two-sided 95% interval.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// The Wilson score interval (95%) of `c` successes in `n` trials.
+pub fn wilson(c: f64, n: f64) -> (f64, f64) {
+    if n <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let z = Z95;
+    let p = c / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * ((p * (1.0 - p) / n) + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// `c` out of `n` as a fraction; 0 when there are no trials.
+pub fn ratio(c: usize, n: usize) -> f64 {
+    if n > 0 { c as f64 / n as f64 } else { 0.0 }
+}
+
+/// The difference of two conversion rates (variant minus control) with Newcombe's 95%
+/// interval built from the two Wilson intervals (Newcombe 1998, method 10). Each side is
+/// `(converted, exposed)`.
+pub fn difference(variant: (usize, usize), control: (usize, usize)) -> (f64, f64, f64) {
+    let (p1, p2) = (ratio(variant.0, variant.1), ratio(control.0, control.1));
+    let (l1, u1) = wilson(variant.0 as f64, variant.1 as f64);
+    let (l2, u2) = wilson(control.0 as f64, control.1 as f64);
+    let d = p1 - p2;
+    let lo = d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt();
+    let hi = d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt();
+    (d, lo, hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(got: (f64, f64), want: (f64, f64)) -> bool {
+        (got.0 - want.0).abs() < 5e-5 && (got.1 - want.1).abs() < 5e-5
+    }
+
+    #[test]
+    fn wilson_matches_hand_computed_intervals() {
+        // By hand: centre (p + z²/2n) / (1 + z²/n), half-width
+        // z √(p(1-p)/n + z²/4n²) / (1 + z²/n), z = 1.95996.
+        for (c, n, want) in [
+            (10.0, 100.0, (0.05523, 0.17437)),
+            (20.0, 100.0, (0.13337, 0.28883)),
+            // Newcombe's (1998) worked example for one proportion: 81/263.
+            (81.0, 263.0, (0.25529, 0.36621)),
+            (1.0, 2.0, (0.09453, 0.90547)),
+        ] {
+            let got = wilson(c, n);
+            assert!(close(got, want), "{c}/{n}: {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn wilson_stays_inside_zero_and_one_at_the_edges() {
+        // 0/n: the lower end is 0, the upper z²/(n+z²); n/n mirrors it.
+        let (lo, hi) = wilson(0.0, 10.0);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.27753).abs() < 5e-5, "{hi}");
+        let (lo, hi) = wilson(10.0, 10.0);
+        assert!(
+            (lo - 0.72247).abs() < 5e-5 && hi <= 1.0 && hi > 0.99999,
+            "{lo} {hi}"
+        );
+        assert_eq!(wilson(0.0, 0.0), (0.0, 0.0));
+    }
+
+    #[test]
+    fn ratio_is_zero_without_trials() {
+        assert_eq!(ratio(1, 4), 0.25);
+        assert_eq!(ratio(0, 0), 0.0);
+    }
+
+    #[test]
+    fn newcombe_matches_the_published_method_10_intervals() {
+        // Newcombe (1998), "Interval estimation for the difference between independent
+        // proportions", table II, method 10 (score, no continuity correction).
+        for (variant, control, want) in [
+            ((56, 70), (48, 80), (0.0524, 0.3339)),
+            ((9, 10), (3, 10), (0.1705, 0.8090)),
+            ((6, 7), (2, 7), (0.0582, 0.8062)),
+            ((5, 56), (0, 29), (-0.0381, 0.1926)),
+            ((0, 10), (0, 20), (-0.1611, 0.2775)),
+            ((0, 10), (0, 10), (-0.2775, 0.2775)),
+            ((10, 10), (0, 20), (0.6791, 1.0000)),
+        ] {
+            let (d, lo, hi) = difference(variant, control);
+            let p = |(c, n): (usize, usize)| c as f64 / n as f64;
+            assert!((d - (p(variant) - p(control))).abs() < 1e-12);
+            assert!(
+                (lo - want.0).abs() < 5e-5 && (hi - want.1).abs() < 5e-5,
+                "{variant:?} - {control:?}: [{lo}, {hi}], want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_difference_of_a_variant_with_itself_is_symmetric_around_zero() {
+        let (d, lo, hi) = difference((30, 200), (30, 200));
+        assert_eq!(d, 0.0);
+        assert!(lo < 0.0 && (lo + hi).abs() < 1e-12, "{lo} {hi}");
+    }
+}
