@@ -12,3 +12,17 @@ ensure_wasm_target() {
     rustup target add wasm32-wasip1
   fi
 }
+
+# The Fastly CLI, pinned. The npm package carries the CLI's own binary (its
+# @fastly/cli-linux-x64 dependency), so nothing else is downloaded. Installs it under the
+# cache once and sets $fastly to it.
+FASTLY_CLI_VERSION=16.1.0
+ensure_fastly_cli() {
+  cli_dir="${EDGEFLAGS_CACHE:-$HOME/.cache/edgeflags}/fastly-cli-$FASTLY_CLI_VERSION"
+  fastly="$cli_dir/node_modules/.bin/fastly"
+  if [ ! -x "$fastly" ]; then
+    echo "edgeflags: installing the Fastly CLI $FASTLY_CLI_VERSION from npm into $cli_dir" >&2
+    mkdir -p "$cli_dir"
+    npm install --silent --no-audit --no-fund --prefix "$cli_dir" "@fastly/cli@$FASTLY_CLI_VERSION"
+  fi
+}
