@@ -4,6 +4,7 @@
 //! store's state.
 
 mod common;
+mod config_store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,9 +12,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fastly_api::models::{
-    BulkUpdateConfigStoreListRequest, ConfigStoreItemResponse, bulk_update_config_store_item::Op,
-};
+use config_store::json;
 use hyper::{Body, Method, Request, Response, StatusCode};
 
 const TOKEN: &str = "test-token";
@@ -21,17 +20,9 @@ const STORE: &str = "5kStoreId";
 
 #[derive(Default)]
 struct Api {
-    items: Mutex<BTreeMap<String, String>>,
+    items: Mutex<config_store::Items>,
     patches: AtomicU32,
     rate_limit_next: AtomicU32,
-}
-
-fn json(status: StatusCode, body: serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
 }
 
 async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
@@ -72,81 +63,15 @@ async fn answer(api: Arc<Api>, req: Request<Body>) -> Response<Body> {
             serde_json::json!({"msg": "Record not found"}),
         );
     }
-    match *req.method() {
-        Method::GET => {
-            let items = api.items.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let list: Vec<ConfigStoreItemResponse> = items
-                .into_iter()
-                .map(|(k, v)| ConfigStoreItemResponse {
-                    item_key: Some(k),
-                    item_value: Some(v),
-                    store_id: Some(Box::new(STORE.into())),
-                    ..ConfigStoreItemResponse::new()
-                })
-                .collect();
-            json(
-                StatusCode::OK,
-                serde_json::to_value(list).unwrap_or_default(),
-            )
-        }
-        Method::PATCH => {
-            api.patches.fetch_add(1, Ordering::SeqCst);
-            let bytes = hyper::body::to_bytes(req.into_body())
-                .await
-                .unwrap_or_default();
-            let Ok(body) = serde_json::from_slice::<BulkUpdateConfigStoreListRequest>(&bytes)
-            else {
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"msg": "bad request body"}),
-                );
-            };
-            let mut items = api.items.lock().unwrap_or_else(|p| p.into_inner());
-            let mut next = items.clone();
-            for item in body.items.unwrap_or_default() {
-                let key = item.item_key.unwrap_or_default();
-                let value = item.item_value.unwrap_or_default();
-                if key.is_empty() || key.len() > 255 || value.chars().count() > 8000 {
-                    return json(
-                        StatusCode::BAD_REQUEST,
-                        serde_json::json!({"msg": format!("invalid item {key}")}),
-                    );
-                }
-                match item.op.unwrap_or_default() {
-                    Op::Create if next.contains_key(&key) => {
-                        return json(
-                            StatusCode::CONFLICT,
-                            serde_json::json!({"msg": format!("{key} exists")}),
-                        );
-                    }
-                    Op::Update if !next.contains_key(&key) => {
-                        return json(
-                            StatusCode::NOT_FOUND,
-                            serde_json::json!({"msg": format!("{key} not found")}),
-                        );
-                    }
-                    Op::Delete => {
-                        next.remove(&key);
-                    }
-                    _ => {
-                        next.insert(key, value);
-                    }
-                }
-            }
-            if next.len() > 500 {
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({"msg": "too many items"}),
-                );
-            }
-            *items = next;
-            json(StatusCode::OK, serde_json::json!({"status": "ok"}))
-        }
-        _ => json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            serde_json::json!({"msg": "method not allowed"}),
-        ),
+    let method = req.method().clone();
+    if method == Method::PATCH {
+        api.patches.fetch_add(1, Ordering::SeqCst);
     }
+    let body = hyper::body::to_bytes(req.into_body())
+        .await
+        .unwrap_or_default();
+    let mut items = api.items.lock().unwrap_or_else(|p| p.into_inner());
+    config_store::answer(STORE, &mut items, &method, &body)
 }
 
 type Fake = common::Running<Api>;
