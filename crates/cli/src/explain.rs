@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use crate::flagfile::snapshot;
-use crate::input::{instant, typed};
+use crate::input::{instant, parse_utc_offset, typed};
 
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
@@ -16,7 +16,8 @@ pub struct ExplainArgs {
     /// The user key.
     #[arg(long)]
     user: Option<String>,
-    /// Country code; the continent and (with --region) the time zone follow from it.
+    /// Country code; the continent and (with the rest of the place) the time zone follow
+    /// from it.
     #[arg(long)]
     country: Option<String>,
     /// Region code.
@@ -25,8 +26,18 @@ pub struct ExplainArgs {
     /// City.
     #[arg(long)]
     city: Option<String>,
-    /// Time zone (IANA name or ±HH:MM); derived from country and region when not given.
-    #[arg(long)]
+    /// Latitude in degrees, as geolocation gives it.
+    #[arg(long, allow_negative_numbers = true)]
+    latitude: Option<f64>,
+    /// Longitude in degrees, as geolocation gives it.
+    #[arg(long, allow_negative_numbers = true)]
+    longitude: Option<f64>,
+    /// The UTC offset geolocation gives: ±HHMM as Fastly reports it (1030, -300) or ±HH:MM.
+    #[arg(long, allow_negative_numbers = true, allow_hyphen_values = true)]
+    utc_offset: Option<String>,
+    /// Time zone (IANA name or ±HH:MM); otherwise resolved from the place as the edge
+    /// does (country, region, city, coordinates, UTC offset).
+    #[arg(long, allow_hyphen_values = true)]
     zone: Option<String>,
     /// Device class: mobile, tablet, desktop, tv, bot.
     #[arg(long)]
@@ -47,7 +58,7 @@ pub struct ExplainArgs {
 
 /// Runs `explain`.
 pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
-    use edgeflags_engine::{Context, Zone, attributes};
+    use edgeflags_engine::{Context, Zone, attributes, place};
     let snap = snapshot(&a.file)?;
     let now = instant(a.at.as_deref())?;
     let mut ctx = match &a.user {
@@ -74,15 +85,26 @@ pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
             ctx.set(name, v.as_str());
         }
     }
-    let zone = match &a.zone {
-        Some(z) => Some(Zone::parse(z).with_context(|| format!("unknown time zone `{z}`"))?),
-        None => country
-            .as_deref()
-            .and_then(|c| attributes::zone_for(c, region.as_deref()))
-            .map(Zone::Named),
-    };
-    if let Some(z) = zone {
-        ctx.set_zone(z);
+    let mut fallback = None;
+    match &a.zone {
+        Some(z) => {
+            ctx.set_zone(Zone::parse(z).with_context(|| format!("unknown time zone `{z}`"))?);
+        }
+        None => {
+            let utc_offset = a.utc_offset.as_deref().map(parse_utc_offset).transpose()?;
+            let record = place::Record {
+                country: country.as_deref(),
+                region: region.as_deref(),
+                city: a.city.as_deref(),
+                latitude: a.latitude,
+                longitude: a.longitude,
+                utc_offset,
+            };
+            if let Some(r) = place::resolve(&record, now) {
+                ctx.set_resolved_zone(&r);
+                fallback = r.fallback;
+            }
+        }
     }
     for kv in &a.attrs {
         let Some((k, v)) = kv.split_once('=') else {
@@ -107,6 +129,12 @@ pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
         .map(|(k, v)| format!("{k}={}", v.to_json()))
         .collect();
     println!("context  {}", attrs.join(" "));
+    if let (Some(z), Some(source)) = (ctx.zone(), ctx.zone_source()) {
+        match fallback {
+            Some(why) => println!("zone     {}  chosen by: {source} ({why})", z.name()),
+            None => println!("zone     {}  chosen by: {source}", z.name()),
+        }
+    }
     println!();
     println!("{:<24} {:<16} {:<20} why", "flag", "variant", "value");
     for f in doc["flags"].as_array().into_iter().flatten() {

@@ -74,6 +74,23 @@ pub fn parse_ttl(text: &str) -> Result<Option<i64>> {
     Ok(Some(secs))
 }
 
+/// A UTC offset as Fastly's `±HHMM` integer: `1030`, `-300`, or `±HH:MM`.
+pub fn parse_utc_offset(text: &str) -> Result<i32> {
+    let bad = || {
+        format!("`{text}` is not a UTC offset: use ±HHMM as Fastly gives it (1030, -300) or ±HH:MM")
+    };
+    if let Ok(n) = text.trim().parse::<i32>() {
+        return Ok(n);
+    }
+    match edgeflags_engine::Zone::parse(text) {
+        Some(edgeflags_engine::Zone::Fixed(o)) if text.contains(':') => {
+            let minutes = o.local_minus_utc() / 60;
+            Ok(minutes.signum() * (minutes.abs() / 60 * 100 + minutes.abs() % 60))
+        }
+        _ => bail!(bad()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ pub struct SimulateArgs {
 
 /// Runs `simulate`.
 pub fn simulate(a: SimulateArgs) -> Result<ExitCode> {
-    use edgeflags_engine::{Context, Zone, attributes};
+    use edgeflags_engine::{Context, attributes, place};
     let snap = snapshot(&a.file)?;
     let now = instant(a.at.as_deref())?;
     let mix: Vec<(String, f64)> = match &a.countries {
@@ -75,8 +75,12 @@ pub fn simulate(a: SimulateArgs) -> Result<ExitCode> {
             if let Some(cont) = attributes::continent_for(c) {
                 ctx.set("continent", cont);
             }
-            if let Some(z) = attributes::zone_for(c, None) {
-                ctx.set_zone(Zone::Named(z));
+            let record = place::Record {
+                country: Some(c),
+                ..place::Record::default()
+            };
+            if let Some(r) = place::resolve(&record, now) {
+                ctx.set_resolved_zone(&r);
             }
         }
         for e in snap.evaluate_all(&ctx, now) {

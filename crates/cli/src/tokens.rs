@@ -24,9 +24,9 @@ pub struct PreviewArgs {
     /// Continent code (AS, EU, NA, SA, OC, AF, AN).
     #[arg(long)]
     continent: Option<String>,
-    /// Time zone: an IANA name (Asia/Tokyo) or ±HH:MM. Derived from the country and
-    /// region when not given.
-    #[arg(long)]
+    /// Time zone: an IANA name (Asia/Tokyo) or ±HH:MM. Resolved at the edge from the
+    /// place (country, region, city) when not given.
+    #[arg(long, allow_hyphen_values = true)]
     zone: Option<String>,
     /// Device class: mobile, tablet, desktop, tv or bot.
     #[arg(long)]

@@ -1,8 +1,7 @@
 //! Deriving well-known context attributes from what a request carries: the device class
-//! from a User-Agent, the language from `Accept-Language`, the IANA zone from a country
-//! and region. Pure functions, so the edge app stays thin and these are tested natively.
-
-use chrono_tz::Tz;
+//! from a User-Agent, the language from `Accept-Language`, the continent from a country.
+//! (The IANA zone comes from the whole geolocation record: see [`crate::place`].) Pure
+//! functions, so the edge app stays thin and these are tested natively.
 
 /// Attributes the edge derives from the platform (geolocation, device detection): a
 /// browser's OFREP call cannot override them, and they go to the origin as trusted headers.
@@ -133,156 +132,6 @@ pub fn continent_for(country: &str) -> Option<&'static str> {
         .map(|(k, _)| *k)
 }
 
-/// The IANA zone of a country (ISO 3166-1 alpha-2) and region (the ISO 3166-2 part after
-/// the dash), when that is unambiguous; `None` when the country spans several zones and
-/// the region does not settle it.
-pub fn zone_for(country: &str, region: Option<&str>) -> Option<Tz> {
-    let c = country.to_ascii_uppercase();
-    let r = region.map(str::to_ascii_uppercase);
-    let name: Option<&str> = match c.as_str() {
-        "US" => return us_zone(r.as_deref()),
-        "BR" => return br_zone(r.as_deref()),
-        "AU" => return au_zone(r.as_deref()),
-        "CA" => return ca_zone(r.as_deref()),
-        "MX" => match r.as_deref() {
-            Some("BCN" | "SON" | "CHH" | "SIN" | "NAY" | "BCS" | "ROO") | None => None,
-            Some(_) => Some("America/Mexico_City"),
-        },
-        "RU" | "ID" | "KZ" | "CL" | "AR" | "CD" | "MN" | "PT" | "ES" | "EC" | "NZ" | "UA"
-        | "PF" | "KI" | "FM" => match (c.as_str(), r.as_deref()) {
-            ("ES", Some("CN")) => None,
-            ("ES", _) => Some("Europe/Madrid"),
-            ("PT", Some("20" | "30")) => None,
-            ("PT", _) => Some("Europe/Lisbon"),
-            ("NZ", Some("CIT")) => None,
-            ("NZ", _) => Some("Pacific/Auckland"),
-            ("AR", _) => Some("America/Argentina/Buenos_Aires"),
-            (
-                "CL",
-                Some(
-                    "VS" | "RM" | "BI" | "AR" | "LI" | "ML" | "NB" | "CO" | "AT" | "AP" | "TA"
-                    | "AN" | "LL" | "LR" | "AI" | "MA",
-                ),
-            ) => Some("America/Santiago"),
-            ("UA", _) => Some("Europe/Kyiv"),
-            ("RU", Some("MOW" | "SPE" | "MOS" | "LEN")) => Some("Europe/Moscow"),
-            _ => None,
-        },
-        _ => single_zone(&c),
-    };
-    name.and_then(|n| n.parse().ok())
-}
-
-fn single_zone(c: &str) -> Option<&'static str> {
-    const TABLE: &[(&str, &str)] = &[
-        ("AE", "Asia/Dubai"),
-        ("AT", "Europe/Vienna"),
-        ("BE", "Europe/Brussels"),
-        ("BG", "Europe/Sofia"),
-        ("CH", "Europe/Zurich"),
-        ("CN", "Asia/Shanghai"),
-        ("CO", "America/Bogota"),
-        ("CZ", "Europe/Prague"),
-        ("DE", "Europe/Berlin"),
-        ("DK", "Europe/Copenhagen"),
-        ("EE", "Europe/Tallinn"),
-        ("EG", "Africa/Cairo"),
-        ("FI", "Europe/Helsinki"),
-        ("FR", "Europe/Paris"),
-        ("GB", "Europe/London"),
-        ("GR", "Europe/Athens"),
-        ("HK", "Asia/Hong_Kong"),
-        ("HR", "Europe/Zagreb"),
-        ("HU", "Europe/Budapest"),
-        ("IE", "Europe/Dublin"),
-        ("IL", "Asia/Jerusalem"),
-        ("IN", "Asia/Kolkata"),
-        ("IS", "Atlantic/Reykjavik"),
-        ("IT", "Europe/Rome"),
-        ("JP", "Asia/Tokyo"),
-        ("KE", "Africa/Nairobi"),
-        ("KR", "Asia/Seoul"),
-        ("LT", "Europe/Vilnius"),
-        ("LU", "Europe/Luxembourg"),
-        ("LV", "Europe/Riga"),
-        ("MY", "Asia/Kuala_Lumpur"),
-        ("NG", "Africa/Lagos"),
-        ("NL", "Europe/Amsterdam"),
-        ("NO", "Europe/Oslo"),
-        ("PE", "America/Lima"),
-        ("PH", "Asia/Manila"),
-        ("PK", "Asia/Karachi"),
-        ("PL", "Europe/Warsaw"),
-        ("RO", "Europe/Bucharest"),
-        ("RS", "Europe/Belgrade"),
-        ("SA", "Asia/Riyadh"),
-        ("SE", "Europe/Stockholm"),
-        ("SG", "Asia/Singapore"),
-        ("SI", "Europe/Ljubljana"),
-        ("SK", "Europe/Bratislava"),
-        ("TH", "Asia/Bangkok"),
-        ("TR", "Europe/Istanbul"),
-        ("TW", "Asia/Taipei"),
-        ("VN", "Asia/Ho_Chi_Minh"),
-        ("ZA", "Africa/Johannesburg"),
-    ];
-    TABLE.iter().find(|(k, _)| *k == c).map(|(_, z)| *z)
-}
-
-fn us_zone(r: Option<&str>) -> Option<Tz> {
-    let z = match r? {
-        "NY" | "NJ" | "PA" | "MA" | "CT" | "RI" | "VT" | "NH" | "ME" | "DE" | "MD" | "DC"
-        | "VA" | "WV" | "NC" | "SC" | "GA" | "OH" | "MI" => "America/New_York",
-        "IL" | "WI" | "MN" | "IA" | "MO" | "AR" | "LA" | "MS" | "AL" | "OK" => "America/Chicago",
-        "CO" | "UT" | "WY" | "MT" | "NM" => "America/Denver",
-        "AZ" => "America/Phoenix",
-        "CA" | "WA" | "NV" => "America/Los_Angeles",
-        "AK" => "America/Anchorage",
-        "HI" => "Pacific/Honolulu",
-        _ => return None,
-    };
-    z.parse().ok()
-}
-
-fn br_zone(r: Option<&str>) -> Option<Tz> {
-    let z = match r? {
-        "SP" | "RJ" | "MG" | "ES" | "PR" | "SC" | "RS" | "GO" | "DF" | "BA" | "SE" | "AL"
-        | "PE" | "PB" | "RN" | "CE" | "PI" | "MA" | "PA" | "AP" | "TO" => "America/Sao_Paulo",
-        "AM" | "RR" | "RO" | "MT" | "MS" => "America/Manaus",
-        "AC" => "America/Rio_Branco",
-        _ => return None,
-    };
-    z.parse().ok()
-}
-
-fn au_zone(r: Option<&str>) -> Option<Tz> {
-    let z = match r? {
-        "NSW" | "ACT" => "Australia/Sydney",
-        "VIC" => "Australia/Melbourne",
-        "QLD" => "Australia/Brisbane",
-        "SA" => "Australia/Adelaide",
-        "WA" => "Australia/Perth",
-        "TAS" => "Australia/Hobart",
-        "NT" => "Australia/Darwin",
-        _ => return None,
-    };
-    z.parse().ok()
-}
-
-fn ca_zone(r: Option<&str>) -> Option<Tz> {
-    let z = match r? {
-        "ON" | "QC" => "America/Toronto",
-        "BC" => "America/Vancouver",
-        "AB" => "America/Edmonton",
-        "MB" => "America/Winnipeg",
-        "SK" => "America/Regina",
-        "NS" | "NB" | "PE" => "America/Halifax",
-        "NL" => "America/St_Johns",
-        _ => return None,
-    };
-    z.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,17 +192,5 @@ mod tests {
         assert_eq!(continent_for("jp"), Some("AS"));
         assert_eq!(continent_for("BR"), Some("SA"));
         assert_eq!(continent_for("ZZ"), None);
-    }
-
-    #[test]
-    fn zones() {
-        let name = |c, r| zone_for(c, r).map(|z: Tz| z.name().to_string());
-        assert_eq!(name("JP", Some("13")).as_deref(), Some("Asia/Tokyo"));
-        assert_eq!(name("US", Some("NY")).as_deref(), Some("America/New_York"));
-        assert_eq!(name("US", None), None);
-        assert_eq!(name("BR", Some("SP")).as_deref(), Some("America/Sao_Paulo"));
-        assert_eq!(name("AU", Some("NSW")).as_deref(), Some("Australia/Sydney"));
-        assert_eq!(name("FR", Some("IDF")).as_deref(), Some("Europe/Paris"));
-        assert_eq!(name("ES", Some("CN")), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The evaluation context: who is asking (the user key) and what is known about them
 //! (country, device, language, time zone, traits, any custom attribute).
 
+use crate::place::{Resolution, Source};
 use crate::zone::Zone;
 
 /// One attribute value. Strings cover what a request carries; numbers, booleans and
@@ -76,11 +77,12 @@ impl From<bool> for AttrValue {
 }
 
 /// The attributes of one evaluation. The user key is the attribute `key`; the time zone
-/// is the attribute `timezone`, parsed once when it is set.
+/// is the attribute `timezone`, parsed once when it is set, with how it was chosen.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     attrs: Vec<(String, AttrValue)>,
     zone: Option<Zone>,
+    zone_source: Option<Source>,
     forced: Vec<(String, String)>,
 }
 
@@ -103,8 +105,8 @@ impl Context {
         self
     }
 
-    /// Sets (or replaces) an attribute. Setting `timezone` also parses the zone; an
-    /// unknown zone leaves the context without one.
+    /// Sets (or replaces) an attribute. Setting `timezone` also parses the zone (its
+    /// source is then [`Source::Given`]); an unknown zone leaves the context without one.
     pub fn set(&mut self, name: &str, value: impl Into<AttrValue>) {
         let value = value.into();
         if name == "timezone" {
@@ -112,6 +114,7 @@ impl Context {
                 AttrValue::Str(s) => Zone::parse(s),
                 _ => None,
             };
+            self.zone_source = self.zone.map(|_| Source::Given);
         }
         match self.attrs.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = value,
@@ -124,13 +127,26 @@ impl Context {
         self.attrs.retain(|(n, _)| n != name);
         if name == "timezone" {
             self.zone = None;
+            self.zone_source = None;
         }
     }
 
-    /// Sets the time zone directly (and the `timezone` attribute to its name).
+    /// Sets the time zone directly (and the `timezone` attribute to its name), as given
+    /// by the caller ([`Source::Given`]).
     pub fn set_zone(&mut self, zone: Zone) {
+        self.set_zone_from(zone, Source::Given);
+    }
+
+    /// Sets the time zone and how it was chosen.
+    pub fn set_zone_from(&mut self, zone: Zone, source: Source) {
         self.set("timezone", zone.name());
         self.zone = Some(zone);
+        self.zone_source = Some(source);
+    }
+
+    /// Sets the zone a resolver chose ([`crate::place::resolve`]).
+    pub fn set_resolved_zone(&mut self, resolution: &Resolution) {
+        self.set_zone_from(resolution.zone, resolution.source);
     }
 
     /// An attribute's value.
@@ -152,6 +168,11 @@ impl Context {
     /// The user's time zone, when known.
     pub fn zone(&self) -> Option<&Zone> {
         self.zone.as_ref()
+    }
+
+    /// How the user's time zone was chosen, when there is one.
+    pub fn zone_source(&self) -> Option<Source> {
+        self.zone.and(self.zone_source)
     }
 
     /// Forces `flag` to serve `variant` (a preview token's override); evaluation then

@@ -1,6 +1,7 @@
 //! Explanations: every flag's decision for a context, with its reason (the engine's and
-//! OpenFeature's), the rule that matched, the bucket and the prerequisite, as JSON. The
-//! edge's explain endpoint and `edgeflags explain --json` print the same document.
+//! OpenFeature's), the rule that matched, the bucket and the prerequisite, and how the
+//! context's time zone was chosen, as JSON. The edge's explain endpoint and
+//! `edgeflags explain --json` print the same document.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -57,6 +58,7 @@ pub fn explain(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Value 
         "snapshot": snapshot.fingerprint(),
         "now": now.to_rfc3339_opts(SecondsFormat::Secs, true),
         "context": context_json(ctx),
+        "timezone_source": ctx.zone_source().map(|s| s.as_str()),
         "flags": flags,
         "route": {
             "id": route.id,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::DateTime;
 
-use crate::{Context, Zone, attributes, compile_str, explain, pack, preview};
+use crate::{Context, Zone, attributes, compile_str, explain, pack, place, preview};
 
 const DEMO: &str = include_str!("../../../config-store/flags.json");
 
@@ -77,20 +77,38 @@ pub fn evaluate(data: &[u8]) {
 
 /// What the edge derives from request fields: the bytes split on NUL into User-Agent,
 /// Accept-Language, a zone name, a country and region, a preview token, a traits cookie,
-/// a stored profile and a request path.
+/// a stored profile, a request path, and the rest of a geolocation record (city,
+/// latitude, longitude, UTC offset) with an instant in seconds, which the zone resolver
+/// reads.
 pub fn request_fields(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mut parts = text.split('\0');
     let mut next = || parts.next().unwrap_or("");
     let (ua, lang, zone, country, region, token) = (next(), next(), next(), next(), next(), next());
     let (traits_cookie, profile, path) = (next(), next(), next());
+    let (city, lat, lon, offset, secs) = (next(), next(), next(), next(), next());
+    let record = place::Record {
+        country: Some(country),
+        region: Some(region),
+        city: Some(city),
+        latitude: lat.trim().parse().ok(),
+        longitude: lon.trim().parse().ok(),
+        utc_offset: offset.trim().parse().ok(),
+    };
+    let now = DateTime::from_timestamp(secs.trim().parse().unwrap_or(1_795_000_000), 0)
+        .unwrap_or_default();
+    if let Some(r) = place::resolve(&record, now) {
+        let mut ctx = Context::new();
+        ctx.set_resolved_zone(&r);
+        let _ = explain::context_json(&ctx);
+        let _ = r.zone.local(now);
+    }
     let _ = crate::traits::verify_cookie(traits_cookie, Some(b"key"), ua, 0);
     let _ = crate::traits::parse_profile(profile.as_bytes(), 0);
     let _ = crate::route::safe_path(path);
     let _ = attributes::device_class_from_user_agent(ua);
     let _ = attributes::language_from_accept_language(lang);
     let _ = Zone::parse(zone);
-    let _ = attributes::zone_for(country, Some(region));
     let _ = attributes::continent_for(country);
     let _ = preview::verify(token, Some(b"key"), 0);
     let mut ctx = Context::with_key(ua);

@@ -21,6 +21,7 @@ pub mod explain;
 pub mod fuzzing;
 pub mod model;
 pub mod pack;
+pub mod place;
 pub mod preview;
 pub mod route;
 pub mod traits;
