@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
+use edgeflags_engine::place::{self, Source};
 use edgeflags_engine::{Context, Zone, attributes, preview};
 use fastly::Request;
 
@@ -74,9 +75,11 @@ pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
         }
     };
     let mut ctx = Context::with_key(&key);
-    if let Some(place) = req.get_client_ip_addr().and_then(geo::lookup) {
-        set_place(&mut ctx, &place);
-    }
+    let mut place = req
+        .get_client_ip_addr()
+        .and_then(geo::lookup)
+        .unwrap_or_default();
+    set_place(&mut ctx, &place);
     let ua = header(req, "user-agent").unwrap_or("");
     let ua = if ua.len() > 1024 { "" } else { ua };
     ctx.set("device", device_class(ua));
@@ -97,8 +100,13 @@ pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
         traits: crate::traits::Report::default(),
         hashed: std::cell::OnceCell::new(),
     };
+    let mut token_zone = false;
     if let Some(token) = preview_token(req) {
-        apply_preview(&mut rc, &token);
+        token_zone = apply_preview(&mut rc, &token, &mut place);
+    }
+    // The zone is resolved last, at the request's instant (a token's `at` included).
+    if !token_zone {
+        set_zone(&mut rc.ctx, &place, rc.now);
     }
     rc
 }
@@ -138,37 +146,41 @@ fn preview_token(req: &Request) -> Option<String> {
 }
 
 /// Applies a valid token's geo, clock and variants; logs why an invalid one is ignored.
-fn apply_preview(rc: &mut RequestContext, token: &str) {
+/// A token that names a country replaces the client's place (its zone is then resolved
+/// from the token's place, as for a client); one that names a zone sets it, and then
+/// this returns true.
+fn apply_preview(rc: &mut RequestContext, token: &str, place: &mut geo::Place) -> bool {
     let key = crate::config::secret("preview_key");
     let now_secs = rc.now.timestamp();
     let claims = match preview::verify(token, key.as_deref(), now_secs) {
         Ok(c) => c,
         Err(e) => {
             crate::response::log_ops("preview", &format!("preview token ignored: {e}"));
-            return;
+            return false;
         }
     };
-    let place = geo::Place {
-        country: claims.country.clone(),
-        region: claims.region.clone(),
-        city: claims.city.clone(),
-        continent: claims.continent.clone().or_else(|| {
-            claims
-                .country
-                .as_deref()
-                .and_then(attributes::continent_for)
-                .map(str::to_string)
-        }),
-        utc_offset: None,
-    };
-    if place.country.is_some() {
+    if claims.country.is_some() {
         for name in ["country", "region", "city", "continent", "timezone"] {
             rc.ctx.remove(name);
         }
+        *place = geo::Place {
+            country: claims.country.clone(),
+            region: claims.region.clone(),
+            city: claims.city.clone(),
+            continent: claims.continent.clone().or_else(|| {
+                claims
+                    .country
+                    .as_deref()
+                    .and_then(attributes::continent_for)
+                    .map(str::to_string)
+            }),
+            ..geo::Place::default()
+        };
     }
-    set_place(&mut rc.ctx, &place);
-    if let Some(z) = claims.zone.as_deref().and_then(Zone::parse) {
-        rc.ctx.set_zone(z);
+    set_place(&mut rc.ctx, place);
+    let zone = claims.zone.as_deref().and_then(Zone::parse);
+    if let Some(z) = zone {
+        rc.ctx.set_zone_from(z, Source::Token);
     }
     if let Some(d) = &claims.device {
         rc.ctx.set("device", d.as_str());
@@ -184,6 +196,7 @@ fn apply_preview(rc: &mut RequestContext, token: &str) {
         rc.ctx.force(flag, variant);
     }
     rc.preview = true;
+    zone.is_some()
 }
 
 /// A header's value, when it is UTF-8. (The fastly crate's `get_header_str` panics on a
@@ -209,8 +222,7 @@ pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v.trim())
 }
 
-/// Sets the geo attributes and the time zone: the IANA zone of the country and region
-/// when unambiguous (so daylight saving time is right), else the fixed offset.
+/// Sets the geo attributes (country, region, city, continent) of a place.
 pub fn set_place(ctx: &mut Context, place: &geo::Place) {
     let fields = [
         ("country", &place.country),
@@ -223,15 +235,50 @@ pub fn set_place(ctx: &mut Context, place: &geo::Place) {
             ctx.set(name, v.as_str());
         }
     }
-    let zone = place
-        .country
-        .as_deref()
-        .and_then(|c| attributes::zone_for(c, place.region.as_deref()))
-        .map(Zone::Named)
-        .or_else(|| place.utc_offset.and_then(Zone::from_hhmm));
-    if let Some(z) = zone {
-        ctx.set_zone(z);
+}
+
+/// Sets the time zone of a place at `now`: the IANA zone the engine resolves from the
+/// whole record (so daylight saving time and half-hour shifts are right), else the
+/// record's fixed offset, which is logged with the reason.
+pub fn set_zone(ctx: &mut Context, place: &geo::Place, now: DateTime<Utc>) {
+    let Some(resolved) = place::resolve(&place.record(), now) else {
+        return;
+    };
+    if let Some(why) = resolved.fallback {
+        crate::response::log_ops(
+            "geo",
+            &format!(
+                "time zone: fixed offset {} for country {:?} region {:?} city {:?} offset {:?}: {why}",
+                resolved.zone.name(),
+                place.country.as_deref().unwrap_or("-"),
+                place.region.as_deref().unwrap_or("-"),
+                place.city.as_deref().unwrap_or("-"),
+                place.utc_offset,
+            ),
+        );
     }
+    ctx.set_resolved_zone(&resolved);
+}
+
+/// Re-resolves the zone from the context's own `country`, `region` and `city` (a body
+/// that names a place but no zone: an explain POST, a server-side OFREP call), unless
+/// the context names its zone itself.
+pub fn zone_from_attributes(ctx: &mut Context, now: DateTime<Utc>) {
+    if ctx.zone_source() == Some(Source::Given) {
+        return;
+    }
+    let text = |name: &str| match ctx.get(name) {
+        Some(edgeflags_engine::AttrValue::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let place = geo::Place {
+        country: text("country"),
+        region: text("region"),
+        city: text("city"),
+        ..geo::Place::default()
+    };
+    ctx.remove("timezone");
+    set_zone(ctx, &place, now);
 }
 
 fn device_class(ua: &str) -> &'static str {

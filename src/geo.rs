@@ -1,5 +1,7 @@
 //! Geolocation through the raw hostcall: the fastly crate's `Geo::utc_offset` drops every
 //! negative (western) offset, so the JSON is read here and the offset parsed directly.
+//! Values are kept as Fastly sends them (`utc_offset` 0 for absent and 9999 for invalid,
+//! coordinates 999.9 for absent): the engine's zone resolver knows those conventions.
 
 use std::net::IpAddr;
 
@@ -10,8 +12,25 @@ pub struct Place {
     pub region: Option<String>,
     pub city: Option<String>,
     pub continent: Option<String>,
+    /// Degrees, as Fastly reports them.
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
     /// ±HHMM, as Fastly reports it.
     pub utc_offset: Option<i32>,
+}
+
+impl Place {
+    /// The record as the engine's zone resolver reads it.
+    pub fn record(&self) -> edgeflags_engine::place::Record<'_> {
+        edgeflags_engine::place::Record {
+            country: self.country.as_deref(),
+            region: self.region.as_deref(),
+            city: self.city.as_deref(),
+            latitude: self.latitude,
+            longitude: self.longitude,
+            utc_offset: self.utc_offset,
+        }
+    }
 }
 
 /// Looks up an address; `None` when the platform knows nothing of it.
@@ -49,6 +68,8 @@ pub fn lookup(ip: IpAddr) -> Option<Place> {
         region: text("region").map(|c| c.to_ascii_uppercase()),
         city: text("city"),
         continent: text("continent").map(|c| c.to_ascii_uppercase()),
+        latitude: v.get("latitude").and_then(|x| x.as_f64()),
+        longitude: v.get("longitude").and_then(|x| x.as_f64()),
         utc_offset: v
             .get("utc_offset")
             .and_then(|o| o.as_i64())

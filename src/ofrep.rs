@@ -140,6 +140,11 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
             rc.ctx.set(k, v.clone());
         }
     }
+    // A server-side call that names its user's country but no zone: the zone follows
+    // from the body's place, not from the caller's address.
+    if authenticated && body_ctx.get("country").is_some() {
+        context::zone_from_attributes(&mut rc.ctx, rc.now);
+    }
     if targeting_key.is_some() {
         rc.new_id = None;
     }
@@ -154,7 +159,12 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
             }
         }
     }
-    let metadata = json!({"snapshot": loaded.version});
+    let mut metadata = json!({"snapshot": loaded.version});
+    // The zone the decisions were made in and how it was chosen: flat keys, strings only.
+    if let (Some(zone), Some(source)) = (rc.ctx.zone(), rc.ctx.zone_source()) {
+        metadata["timezone"] = json!(zone.name());
+        metadata["timezoneSource"] = json!(source.as_str());
+    }
     let mut resp = match single {
         Some(key) => {
             let e = snapshot.evaluate(key, &rc.ctx, rc.now);

@@ -70,6 +70,7 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
         if let Some(obj) = body.get("context").and_then(|c| c.as_object()) {
             rc.ctx = edgeflags_engine::Context::from_json(obj);
             rc.traits = crate::traits::Report::from_body(&rc.ctx);
+            crate::context::zone_from_attributes(&mut rc.ctx, rc.now);
         }
     }
     let mut doc = edgeflags_engine::explain::explain(snapshot, &rc.ctx, rc.now);

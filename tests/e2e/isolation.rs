@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use edgeflags_e2e::{AppSpec, Req, Store, app, demo_flags};
 use edgeflags_engine::preview::{Claims, mint};
 use edgeflags_engine::traits::{CookieClaims, mint_cookie};
-use edgeflags_engine::{Context, Zone, attributes};
+use edgeflags_engine::{Context, attributes, place};
 use serde_json::json;
 
 const AT: &str = "2026-11-28T21:30:00+09:00";
@@ -53,8 +53,17 @@ fn case(i: usize) -> Case {
     if let Some(c) = attributes::continent_for(country) {
         ctx.set("continent", c);
     }
-    if let Some(z) = attributes::zone_for(country, Some(region)) {
-        ctx.set_zone(Zone::Named(z));
+    let place = place::Record {
+        country: Some(country),
+        region: Some(region),
+        city: Some(city),
+        ..place::Record::default()
+    };
+    let at = chrono::DateTime::parse_from_rfc3339(AT)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .unwrap_or_default();
+    if let Some(r) = place::resolve(&place, at) {
+        ctx.set_resolved_zone(&r);
     }
     // No User-Agent: device detection does not know it, and the fallback says bot.
     ctx.set("device", "bot");

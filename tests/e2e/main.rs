@@ -11,3 +11,4 @@ mod preview;
 mod security;
 mod snapshots;
 mod traits;
+mod zones;
