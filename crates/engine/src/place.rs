@@ -202,7 +202,7 @@ pub fn resolve(record: &Record, now: DateTime<Utc>) -> Option<Resolution> {
 pub fn zone1970() -> impl Iterator<Item = (Tz, f64, f64, &'static str)> {
     tables::ZONE1970.iter().filter_map(|(i, countries)| {
         let (tz, lat, lon) = tables::ZONES.get(usize::from(*i))?;
-        Some((*tz, f64::from(*lat), f64::from(*lon), *countries))
+        Some((*tz, degrees(*lat), degrees(*lon), *countries))
     })
 }
 
@@ -230,7 +230,7 @@ impl Candidates {
             let mut by_distance: Vec<(f64, Tz)> = set
                 .iter()
                 .filter_map(|i| tables::ZONES.get(usize::from(*i)))
-                .map(|(tz, lat, lon)| (distance(here, (f64::from(*lat), f64::from(*lon))), *tz))
+                .map(|(tz, lat, lon)| (distance(here, (degrees(*lat), degrees(*lon))), *tz))
                 .collect();
             by_distance.sort_by(|a, b| a.0.total_cmp(&b.0));
             return by_distance
@@ -305,6 +305,11 @@ fn coordinates(record: &Record) -> Option<(f64, f64)> {
         .longitude
         .filter(|l| l.is_finite() && l.abs() <= 180.0)?;
     (lat != 0.0 || lon != 0.0).then_some((lat, lon))
+}
+
+/// Seconds of arc (the tables' unit) in degrees.
+fn degrees(arcseconds: i32) -> f64 {
+    f64::from(arcseconds) / 3600.0
 }
 
 /// Great-circle distance in radians (haversine).
