@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 
 use chrono::DateTime;
 
-use crate::{Context, Zone, attributes, compile_str, explain, pack, place, preview};
+use crate::identity::{self, Presented};
+use crate::{
+    Context, Zone, attributes, compile_str, cookie, explain, forward, header_value, pack, place,
+    preview, target,
+};
 
 const DEMO: &str = include_str!("../../../config-store/flags.json");
 
@@ -132,5 +136,162 @@ pub fn ofrep_body(data: &[u8]) {
         for e in snapshot.evaluate_all(&ctx, now) {
             let _ = explain::evaluation_json(&e);
         }
+    }
+}
+
+/// A whole request, handled as the edge handles it as far as that runs natively. The
+/// bytes are `METHOD TARGET` on the first line, header lines `name: value` up to an empty
+/// line, then the body. The URL is built as the host builds it (`http://` + the `Host`
+/// header + the target) and checked as the edge checks it before the SDK parses it; then
+/// the path and query rules, the identity decision (a request without the server token
+/// or a signed identity must never be verified), the preview token, the context from the
+/// headers, every flag's evaluation and route, the headers for the origin (each must be
+/// a valid header value), every request header value through the checked encoder, and
+/// an OFREP body.
+pub fn request(data: &[u8]) {
+    let (head, body) = match data.windows(2).position(|w| w == b"\n\n") {
+        Some(i) => (&data[..i], &data[i + 2..]),
+        None => (data, &[][..]),
+    };
+    let mut lines = head.split(|&b| b == b'\n');
+    let first = lines.next().unwrap_or_default();
+    // The method only chooses how the body is forwarded, which needs the host.
+    let target_bytes = match first.iter().position(|&b| b == b' ') {
+        Some(i) => &first[i + 1..],
+        None => &b"/"[..],
+    };
+    let headers: Vec<(String, &[u8])> = lines
+        .filter_map(|l| {
+            let i = l.iter().position(|&b| b == b':')?;
+            let name = String::from_utf8_lossy(&l[..i]).trim().to_ascii_lowercase();
+            Some((name, l[i + 1..].trim_ascii()))
+        })
+        .collect();
+    // Every value the client sent, through the encoder the edge writes headers with.
+    for (_, v) in &headers {
+        if let Ok(v) = std::str::from_utf8(v) {
+            checked(v);
+        }
+    }
+    // The values of a header that are UTF-8 (the edge treats the others as absent).
+    let utf8 = |name: &str| -> Vec<&str> {
+        headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect()
+    };
+    let header = |name: &str| utf8(name).first().copied();
+    let host = header("host").unwrap_or("edge.test");
+    let mut raw = b"http://".to_vec();
+    raw.extend_from_slice(host.as_bytes());
+    raw.extend_from_slice(target_bytes);
+    let Ok(url) = target::check(&raw) else {
+        return; // a 400: the SDK never sees this URL
+    };
+    let path = url.path();
+    let query = url.query();
+    let server = header("authorization") == Some("Bearer server-token");
+    let cookies = utf8("cookie");
+    let cookie = |name: &str| cookie::find(cookies.iter().copied(), name);
+    let who = identity::decide(
+        &Presented {
+            named: header(identity::USER_HEADER),
+            server,
+            signed: cookie(identity::SIGNED_ID_COOKIE),
+            cookie: cookie(identity::ID_COOKIE),
+        },
+        Some(b"key"),
+        1_000,
+    );
+    let signed_ok = cookie(identity::SIGNED_ID_COOKIE)
+        .is_some_and(|t| identity::verify(t, Some(b"key"), 1_000).is_ok());
+    assert!(
+        who.verified()
+            == (server && who.source == identity::Source::Server
+                || signed_ok && who.source == identity::Source::Signed),
+        "a key the client chose was verified: {who:?}"
+    );
+    if path.starts_with("/ofrep/v1/") {
+        ofrep_body(body);
+    } else if path == "/.edgeflags/track" || path == "/.edgeflags/explain" {
+        let _ = serde_json::from_slice::<serde_json::Value>(body);
+    }
+    let page = !path.starts_with("/.edgeflags/") && !path.starts_with("/ofrep/");
+    if page && !target::safe_path(path) {
+        return; // a 400
+    }
+    let Some(snapshot) = demo() else { return };
+    let mut ctx = Context::with_key(who.key.as_deref().unwrap_or("minted"));
+    let ua = header("user-agent")
+        .filter(|u| u.len() <= 1024)
+        .unwrap_or("");
+    ctx.set("device", attributes::device_class_from_user_agent(ua));
+    if let Some(lang) = header("accept-language")
+        .filter(|h| h.len() <= 512)
+        .and_then(attributes::language_from_accept_language)
+    {
+        ctx.set("language", lang);
+    }
+    let mut now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    let token = header("edgeflags-preview")
+        .or_else(|| cookie(target::PREVIEW_PARAM))
+        .or_else(|| {
+            query?.split('&').find_map(|p| {
+                p.strip_prefix(target::PREVIEW_PARAM)
+                    .and_then(|v| v.strip_prefix('='))
+            })
+        });
+    if let Some(claims) = token.and_then(|t| preview::verify(t, Some(b"key"), 0).ok()) {
+        for (name, v) in [
+            ("country", &claims.country),
+            ("region", &claims.region),
+            ("city", &claims.city),
+            ("continent", &claims.continent),
+            ("device", &claims.device),
+        ] {
+            if let Some(v) = v {
+                ctx.set(name, v.as_str());
+            }
+        }
+        if let Some(z) = claims.zone.as_deref().and_then(Zone::parse) {
+            ctx.set_zone(z);
+        }
+        if let Some(at) = claims
+            .at
+            .as_deref()
+            .and_then(|a| DateTime::parse_from_rfc3339(a).ok())
+        {
+            now = at.to_utc();
+        }
+        for (flag, variant) in &claims.variants {
+            ctx.force(flag, variant);
+        }
+    }
+    let evals: Vec<_> = snapshot.evaluate_all(&ctx, now).collect();
+    let _ = snapshot.route(&ctx, now);
+    for (name, value) in forward::forwarded(snapshot, &ctx, &evals).headers {
+        assert!(forward::reserved(&name), "{name}");
+        assert!(
+            header_value::is_valid(value.as_bytes()),
+            "{name}: {value:?}"
+        );
+    }
+    if let Some(rest) = query.and_then(|q| target::without_param(q, target::PREVIEW_PARAM)) {
+        assert!(
+            !rest
+                .split('&')
+                .any(|p| p == target::PREVIEW_PARAM || p.starts_with("ef_preview=")),
+            "{rest}"
+        );
+    }
+}
+
+/// One value through the checked encoder: the result is a valid header value that
+/// decodes back, or nothing when it would be too long.
+fn checked(value: &str) {
+    if let Some(e) = header_value::encode(value) {
+        assert!(header_value::is_valid(e.as_bytes()), "{value:?} -> {e:?}");
+        assert_eq!(header_value::decode(&e), value);
     }
 }

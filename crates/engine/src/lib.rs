@@ -15,15 +15,20 @@ pub mod binary;
 pub mod bucket;
 pub mod compile;
 pub mod context;
+pub mod cookie;
 pub mod eval;
 pub mod explain;
+pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod header_value;
+pub mod identity;
 pub mod model;
 pub mod pack;
 pub mod place;
 pub mod preview;
 pub mod route;
+pub mod target;
 pub mod traits;
 pub mod zone;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("compile", edgeflags_engine::fuzzing::compile),
     (
         "snapshot_decode",
@@ -14,6 +14,7 @@ const TARGETS: [(&str, Target); 5] = [
     ("evaluate", edgeflags_engine::fuzzing::evaluate),
     ("request_fields", edgeflags_engine::fuzzing::request_fields),
     ("ofrep_body", edgeflags_engine::fuzzing::ofrep_body),
+    ("request", edgeflags_engine::fuzzing::request),
 ];
 
 #[test]
