@@ -19,13 +19,24 @@ pub enum Caller {
 /// The bearer token or API key a request carries (`Authorization: Bearer …` or
 /// `X-API-Key: …`).
 pub fn presented(req: &Request) -> Option<&str> {
+    presented_in(req).map(|(_, token)| token)
+}
+
+/// The header that carries the presented token, and the token.
+fn presented_in(req: &Request) -> Option<(&'static str, &str)> {
     crate::context::header(req, "authorization")
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
-        .or_else(|| crate::context::header(req, "x-api-key"))
-        .map(str::trim)
+        .map(|t| ("authorization", t.trim()))
+        .or_else(|| crate::context::header(req, "x-api-key").map(|t| ("x-api-key", t.trim())))
+}
+
+/// The header that carried the presented token (to remove it once it has proved the
+/// caller: the edge's token is not the origin's business).
+pub fn credential_header(req: &Request) -> Option<&'static str> {
+    presented_in(req).map(|(name, _)| name)
 }
 
 /// Checks a request's credentials against the secret `secret_name`.

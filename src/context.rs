@@ -1,9 +1,12 @@
-//! The request as the engine sees it: the user key (cookie, header, else a new anonymous
-//! id), where the client is, what device it uses, its language and the current instant.
+//! The request as the engine sees it: who it speaks for (the engine's identity rules: a
+//! server's named user, the origin's signed identity cookie, the id cookie, else a new
+//! anonymous id), where the client is, what device it uses, its language and the current
+//! instant.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
+use edgeflags_engine::identity::{self, Identity, Presented};
 use edgeflags_engine::place::{self, Source};
 use edgeflags_engine::{Context, Zone, attributes, preview};
 use fastly::Request;
@@ -11,16 +14,11 @@ use fastly::Request;
 use crate::config::Loaded;
 use crate::geo;
 
-/// The cookie that keeps a user's id, so assignments stick.
-pub const ID_COOKIE: &str = "ef_uid";
-/// A header that may carry the user key (server-to-server callers).
-pub const USER_HEADER: &str = "edgeflags-user";
-/// The longest user key accepted.
-const MAX_KEY: usize = 128;
+pub use edgeflags_engine::identity::{ID_COOKIE, USER_HEADER};
 
 /// The header, cookie or query parameter that carries a preview token.
 pub const PREVIEW_HEADER: &str = "edgeflags-preview";
-const PREVIEW_COOKIE: &str = "ef_preview";
+const PREVIEW_COOKIE: &str = edgeflags_engine::target::PREVIEW_PARAM;
 
 /// The engine's view of one request.
 pub struct RequestContext {
@@ -30,6 +28,8 @@ pub struct RequestContext {
     pub new_id: Option<String>,
     /// Whether a valid preview token shaped this context.
     pub preview: bool,
+    /// Who the request speaks for, and whether that is verified.
+    pub identity: Identity,
     /// Where the traits came from.
     pub traits: crate::traits::Report,
     /// The user key and its keyed hash, once computed (profiles and events both need it).
@@ -55,9 +55,11 @@ impl RequestContext {
     }
 }
 
-/// Builds the context of a client request, traits included.
-pub fn from_request(req: &Request, loaded: &Loaded) -> RequestContext {
-    let mut rc = without_traits(req, loaded);
+/// Builds the context of a client request, traits included. `server`: whether the caller
+/// presented the endpoint's server token, so that the user `edgeflags-user` names is
+/// believed.
+pub fn from_request(req: &Request, loaded: &Loaded, server: bool) -> RequestContext {
+    let mut rc = without_traits(req, loaded, server, header(req, USER_HEADER));
     if let Some(snapshot) = loaded.snapshot.as_deref() {
         crate::traits::apply(&mut rc, req, snapshot);
     }
@@ -65,10 +67,33 @@ pub fn from_request(req: &Request, loaded: &Loaded) -> RequestContext {
 }
 
 /// Builds the context of a client request without reading traits (the caller reads them
-/// once it knows whose they are).
-pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
-    let (key, new_id) = match user_key(req) {
-        Some(k) => (k, None),
+/// once it knows whose they are). `named` is the user the caller names, believed only
+/// when `server` (the caller presented the endpoint's server token).
+pub fn without_traits(
+    req: &Request,
+    loaded: &Loaded,
+    server: bool,
+    named: Option<&str>,
+) -> RequestContext {
+    let now = now();
+    let signed = cookie(req, identity::SIGNED_ID_COOKIE);
+    // The traits key signs identity cookies; read only when there is one to check.
+    let key = signed.and_then(|_| crate::config::secret("traits_key"));
+    let identity = identity::decide(
+        &Presented {
+            named,
+            server,
+            signed,
+            cookie: cookie(req, ID_COOKIE),
+        },
+        key.as_deref(),
+        now.timestamp(),
+    );
+    for why in &identity.ignored {
+        crate::response::log_ops("identity", why);
+    }
+    let (key, new_id) = match &identity.key {
+        Some(k) => (k.clone(), None),
         None => {
             let id = new_anonymous_id();
             (id.clone(), Some(id))
@@ -94,9 +119,10 @@ pub fn without_traits(req: &Request, loaded: &Loaded) -> RequestContext {
     }
     let mut rc = RequestContext {
         ctx,
-        now: now(),
+        now,
         new_id,
         preview: false,
+        identity,
         traits: crate::traits::Report::default(),
         hashed: std::cell::OnceCell::new(),
     };
@@ -214,12 +240,7 @@ pub fn headers<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str
 
 /// A cookie's value (the first 16 `Cookie` headers, 64 cookies each, are searched).
 pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    headers(req, "cookie")
-        .take(16)
-        .flat_map(|h| h.split(';').take(64))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim())
+    edgeflags_engine::cookie::find(headers(req, "cookie"), name)
 }
 
 /// Sets the geo attributes (country, region, city, continent) of a place.
@@ -301,26 +322,6 @@ fn device_class(ua: &str) -> &'static str {
         }
     }
     attributes::device_class_from_user_agent(ua)
-}
-
-/// A user key from the id cookie or the user header, if well formed.
-fn user_key(req: &Request) -> Option<String> {
-    cookie(req, ID_COOKIE)
-        .filter(|k| valid_key(k))
-        .or_else(|| {
-            header(req, USER_HEADER)
-                .map(str::trim)
-                .filter(|k| valid_key(k))
-        })
-        .map(str::to_string)
-}
-
-/// A user key is 1 to 128 characters of letters, digits, `-`, `_`, `.`, `:` and `@`.
-pub fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= MAX_KEY
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'))
 }
 
 /// 128 random bits as 32 hex digits (from WASI's random source).

@@ -8,9 +8,11 @@ mod config;
 mod context;
 mod events;
 mod geo;
+mod header;
 mod ofrep;
 mod origin;
 mod response;
+mod target;
 mod traits;
 
 use std::time::{Duration, Instant};
@@ -57,6 +59,25 @@ fn heap_kib() -> usize {
     }
 }
 
+/// Sends a request whose URL is known to be good to the endpoint its path names.
+fn route(req: Request, loaded: &config::Loaded) -> Response {
+    let path = req.get_path().to_string();
+    if path == "/.edgeflags/health" {
+        response::health(loaded)
+    } else if path == "/.edgeflags/explain" {
+        response::explain(req, loaded)
+    } else if path == "/.edgeflags/track" {
+        response::track(req, loaded)
+    } else if path.starts_with(ofrep::PREFIX) {
+        ofrep::handle(req, loaded)
+    } else {
+        // A server holding the ofrep_token may name its user with `edgeflags-user`.
+        let server = auth::caller(&req, "ofrep_token") == auth::Caller::Authenticated;
+        let ctx = context::from_request(&req, loaded, server);
+        origin::forward(req, loaded, ctx, server)
+    }
+}
+
 /// Handles one request. Never fails: every problem becomes a response with the right
 /// status (see [`response::status_page`]).
 fn handle(req: Request, instance: &mut Instance) -> Response {
@@ -65,21 +86,13 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
     traits::reset_lookups();
     let loaded = config::load(&mut instance.cache);
     let config_done = Instant::now();
-    let path = req.get_path().to_string();
-    let mut resp = if path == "/.edgeflags/health" {
-        response::health(&loaded)
-    } else if path == "/.edgeflags/explain" {
-        response::explain(req, &loaded)
-    } else if path == "/.edgeflags/track" {
-        response::track(req, &loaded)
-    } else if path.starts_with(ofrep::PREFIX) {
-        ofrep::handle(req, &loaded)
-    } else {
-        let ctx = context::from_request(&req, &loaded);
-        origin::forward(req, &loaded, ctx)
+    let mut resp = match target::check(&req) {
+        // Checked before anything parses the URL through the SDK, which would panic.
+        Err(why) => response::bad_target(&why),
+        Ok(()) => route(req, &loaded),
     };
     let eval_done = Instant::now();
-    resp.set_header("edgeflags-snapshot", loaded.version.as_str());
+    header::set_on(&mut resp, "edgeflags-snapshot", &loaded.version);
     // Debug: the ordinal of this request in its instance (2 and up prove reuse).
     resp.set_header("edgeflags-instance-request", instance.requests.to_string());
     // Debug: the instance's linear memory (KiB), so a load run can see whether reuse grows it.

@@ -3,8 +3,12 @@
 //! response (so it changes with the snapshot and with the context), CORS for browsers,
 //! and context precedence: a browser's call cannot override the edge's geo and device; a
 //! call with the `ofrep_token` secret speaks for its own end user, so its body wins.
+//! Traits are read only for a verified identity (`edgeflags_engine::identity`): the user
+//! a server call names, or a browser's signed identity cookie; never for a key the
+//! browser chooses.
 
 use edgeflags_engine::explain::evaluation_json;
+use edgeflags_engine::identity::Identity;
 use edgeflags_engine::{Context, ErrorCode, Evaluation, Reason, attributes, traits};
 use fastly::http::{Method, StatusCode};
 use fastly::{Request, Response};
@@ -12,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::auth::{self, Caller};
 use crate::config::Loaded;
-use crate::context::{self, ID_COOKIE};
+use crate::context::{self, ID_COOKIE, USER_HEADER};
+use crate::response::BodyError;
 
 /// Path prefix of the protocol.
 pub const PREFIX: &str = "/ofrep/v1/";
@@ -57,7 +62,7 @@ pub fn handle(mut req: Request, loaded: &Loaded) -> Response {
         evaluate(&mut req, loaded, single.as_deref())
     };
     if let Some(o) = cors_origin {
-        resp.set_header("access-control-allow-origin", o);
+        crate::header::set_on(&mut resp, "access-control-allow-origin", &o);
         resp.set_header("access-control-allow-methods", "POST, OPTIONS");
         resp.set_header(
             "access-control-allow-headers",
@@ -89,11 +94,18 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
         }
         json_response(StatusCode::BAD_REQUEST, body)
     };
-    let Some(bytes) = crate::response::read_body(req, MAX_BODY) else {
-        return failure(
-            "PARSE_ERROR",
-            format!("the request body is over {MAX_BODY} bytes"),
-        );
+    let bytes = match crate::response::read_body(req, MAX_BODY) {
+        Ok(b) => b,
+        Err(e @ BodyError::Broken(_)) => {
+            e.log();
+            return failure("PARSE_ERROR", "the request body could not be read".into());
+        }
+        Err(BodyError::TooLarge) => {
+            return failure(
+                "PARSE_ERROR",
+                format!("the request body is over {MAX_BODY} bytes"),
+            );
+        }
     };
     let body: Value = if bytes.is_empty() {
         json!({})
@@ -124,15 +136,27 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
             );
         }
     };
-    let mut rc = context::without_traits(req, loaded);
-    let own_key = rc.ctx.key().map(str::to_string);
     let body_ctx = Context::from_json(&given);
     let authenticated = matches!(caller, Caller::Authenticated);
-    if authenticated && targeting_key.is_none() {
-        return failure(
-            "TARGETING_KEY_MISSING",
-            "an authenticated call names its user in `targetingKey`".into(),
-        );
+    let server_user = match (authenticated, targeting_key.as_deref()) {
+        (true, Some(k)) => Some(k),
+        (true, None) => {
+            return failure(
+                "TARGETING_KEY_MISSING",
+                "an authenticated call names its user in `targetingKey`".into(),
+            );
+        }
+        (false, _) => None,
+    };
+    // A browser's `edgeflags-user` is ignored (and logged) like any chosen key; a server
+    // names its user in `targetingKey`, which it vouches for.
+    let named = match server_user {
+        Some(_) => None,
+        None => context::header(req, USER_HEADER),
+    };
+    let mut rc = context::without_traits(req, loaded, false, named);
+    if let Some(k) = server_user {
+        rc.identity = Identity::server(k);
     }
     for (k, v) in body_ctx.attributes() {
         // A browser cannot override what the edge knows (geo, device, traits).
@@ -148,13 +172,14 @@ fn evaluate(req: &mut Request, loaded: &Loaded, single: Option<&str>) -> Respons
     if targeting_key.is_some() {
         rc.new_id = None;
     }
-    // Traits are read once, for the user the answer is for: a trusted server call's user,
-    // or the browser's own (cookie) user. A browser naming someone else gets none, so it
-    // cannot learn another user's trait-based decisions.
-    if authenticated || rc.ctx.key() == own_key.as_deref() {
-        crate::traits::apply(&mut rc, req, snapshot);
+    // Traits are read once, for the user the answer is for, and only when that user is
+    // the request's verified identity: a server call's `targetingKey`, or the browser's
+    // signed identity cookie. A key the browser chooses (its id cookie, a `targetingKey`)
+    // gets none, so it cannot learn another user's trait-based decisions.
+    crate::traits::apply(&mut rc, req, snapshot);
+    if authenticated {
         for (k, v) in body_ctx.attributes() {
-            if authenticated && k.starts_with(traits::PREFIX) {
+            if k.starts_with(traits::PREFIX) {
                 rc.ctx.set(k, v.clone());
             }
         }

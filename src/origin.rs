@@ -1,21 +1,27 @@
 //! Forwarding to the origin: the routes table picks the backend and path prefix; the
-//! decisions and trusted geo/device attributes go along as headers, after removing any
-//! header of those names the client sent. A failing origin (refused, timed out, 5xx)
-//! gets one try of the fallback route, then a plain error page with the right status.
+//! decisions and trusted geo/device attributes go along as headers (every value through
+//! the engine's checked encoder), after removing every `edgeflags-*` header the client
+//! sent and the edge's own credential. The request goes out as HTTP/1.1 whatever the
+//! client spoke, without the edge's `ef_preview` query parameter.
+//!
+//! A request body is streamed to the origin by the edge itself, so a body the client
+//! breaks (a bad chunk, a connection cut mid-body) is told apart from a backend that
+//! fails: the first is the client's 400, the second a 502/504 with an origin line in the
+//! log. A failing origin (refused, timed out, 5xx) gets one try of the fallback route,
+//! then a plain error page with the right status.
 
-use edgeflags_engine::{AttrValue, Route, attributes};
-use fastly::http::StatusCode;
-use fastly::http::request::SendErrorCause;
-use fastly::{Request, Response};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use edgeflags_engine::forward::{self, Forwarded};
+use edgeflags_engine::{Route, target};
+use fastly::http::request::{SendError, SendErrorCause};
+use fastly::http::{FramingHeadersMode, Method, StatusCode, Version};
+use fastly::{Body, Request, Response};
 
 use crate::config::Loaded;
-use crate::context::{ID_COOKIE, RequestContext, USER_HEADER};
+use crate::context::{ID_COOKIE, RequestContext};
 use crate::response::{log_ops, status_page};
-
-/// Header prefix reserved for what the edge tells the origin.
-pub const HEADER_PREFIX: &str = "edgeflags-";
-/// The decisions header: `flag=variant; flag=variant`.
-pub const DECISIONS_HEADER: &str = "edgeflags-decisions";
 
 /// The cache key sent to the origin (hex), so it can see what the edge caches by.
 pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
@@ -36,73 +42,81 @@ fn cache_key(backend: &str, req: &Request, content: &str) -> [u8; 32] {
 }
 
 /// A failed send that took at least this long is reported as a timeout (504).
-const SLOW_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
+const SLOW_FAILURE: Duration = Duration::from_secs(1);
 
-/// Decides every flag, picks the route and forwards the request.
-pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Response {
+/// The most of a request body kept in memory for a fallback try; a longer body is
+/// streamed once, and its request gets no second try.
+const KEPT_BODY: usize = 1024 * 1024;
+
+/// Decides every flag, picks the route and forwards the request. `server`: the caller
+/// proved the `ofrep_token` (its credential header is removed before the origin).
+pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bool) -> Response {
     let Some(snapshot) = loaded.snapshot.as_ref() else {
         return status_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "No flag configuration is available.",
         );
     };
-    // A client cannot forge decisions or trusted attributes.
-    let forged: Vec<String> = req
-        .get_header_names_str()
-        .into_iter()
-        .filter(|n| {
-            n.to_ascii_lowercase().starts_with(HEADER_PREFIX)
-                && !n.eq_ignore_ascii_case(USER_HEADER)
-        })
-        .map(str::to_string)
-        .collect();
-    for name in forged {
-        req.remove_header(name);
-    }
     // A dot segment could climb out of a route's path prefix at the origin.
-    if !edgeflags_engine::route::safe_path(req.get_path()) {
+    if !target::safe_path(req.get_path()) {
         return status_page(StatusCode::BAD_REQUEST, "The request path is not valid.");
     }
+    // A client cannot forge decisions, trusted attributes or the user a server names;
+    // the edge's own credential stays at the edge.
+    let mut removed: Vec<String> = req
+        .get_header_names_str()
+        .into_iter()
+        .filter(|n| forward::reserved(n))
+        .map(str::to_string)
+        .collect();
+    if server && let Some(credential) = crate::auth::credential_header(&req) {
+        removed.push(credential.to_string());
+    }
+    for name in removed {
+        req.remove_header(name);
+    }
+    // The preview token is the edge's: it does not travel on to the origin.
+    if let Some(rest) = req
+        .get_query_str()
+        .and_then(|q| target::without_param(q, target::PREVIEW_PARAM))
+    {
+        if rest.is_empty() {
+            req.remove_query();
+        } else {
+            req.set_query_str(rest);
+        }
+    }
     let evals: Vec<_> = snapshot.evaluate_all(&rc.ctx, rc.now).collect();
-    let mut decisions = String::new();
-    let mut content = String::new();
-    for e in &evals {
-        if let Some(v) = e.variant {
-            let is_content = snapshot.flag(e.key).is_some_and(|f| f.metadata().content);
-            for out in [Some(&mut decisions), is_content.then_some(&mut content)]
-                .into_iter()
-                .flatten()
-            {
-                if !out.is_empty() {
-                    out.push_str("; ");
-                }
-                out.push_str(e.key);
-                out.push('=');
-                out.push_str(v);
-            }
-        }
-    }
     crate::events::exposures(snapshot, &loaded.version, &rc, &evals);
-    req.set_header(DECISIONS_HEADER, decisions);
-    for name in attributes::PLATFORM.iter().chain(&["language"]) {
-        if let Some(AttrValue::Str(v)) = rc.ctx.get(name) {
-            req.set_header(format!("{HEADER_PREFIX}{name}"), v.as_str());
-        }
+    let Forwarded { headers, content } = forward::forwarded(snapshot, &rc.ctx, &evals);
+    for (name, value) in headers {
+        crate::header::set_encoded(&mut req, &name, &value);
     }
-    req.set_header("edgeflags-snapshot", loaded.version.as_str());
+    crate::header::set(&mut req, "edgeflags-snapshot", &loaded.version);
+    // Origins get HTTP/1.1 whatever the client spoke (an HTTP/2 request forwarded as
+    // such is refused by an HTTP/1 origin).
+    req.set_version(Version::HTTP_11);
     let original_path = req.get_path().to_string();
     let route = snapshot.route(&rc.ctx, rc.now);
     let fallback = snapshot
         .fallback_route()
         .filter(|f| f.backend != route.backend);
-    let retry = fallback.map(|_| req.clone_with_body());
-    let mut resp = match send(req, route, &original_path, &content) {
+    let upload = Upload::of(&mut req);
+    let retry = fallback.map(|_| req.clone_without_body());
+    let (first, kept) = send(req, route, &original_path, &content, upload);
+    let mut resp = match first {
         Ok(r) => r,
-        Err(first) => match (fallback, retry) {
-            (Some(fb), Some(again)) => match send(again, fb, &original_path, &content) {
-                Ok(r) => r,
-                Err(_) => first.page(),
-            },
+        Err(Failure::ClientBody(why)) => {
+            log_ops("client", &format!("request body could not be read: {why}"));
+            return Failure::ClientBody(why).page();
+        }
+        Err(first) => match (fallback, retry, kept) {
+            (Some(fb), Some(again), Some(upload)) => {
+                match send(again, fb, &original_path, &content, upload).0 {
+                    Ok(r) => r,
+                    Err(_) => first.page(),
+                }
+            }
             _ => first.page(),
         },
     };
@@ -117,8 +131,34 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext) -> Respons
     resp
 }
 
-/// How an origin failed.
+/// The client's request body on its way to the origin.
+enum Upload {
+    /// No body: the request is sent whole (and may be cached).
+    None,
+    /// Not read yet: it is streamed to the first backend, and kept when small enough.
+    Client(Body),
+    /// Read whole: sent as it is (a second try).
+    Kept(Vec<u8>),
+}
+
+impl Upload {
+    /// Takes the client's body out of `req` when the request has one: a method other
+    /// than GET and HEAD, or framing headers that announce one.
+    fn of(req: &mut Request) -> Upload {
+        let announced = req.contains_header("transfer-encoding")
+            || crate::context::header(req, "content-length").is_some_and(|l| l.trim() != "0");
+        if announced || !matches!(req.get_method(), &Method::GET | &Method::HEAD) {
+            Upload::Client(req.take_body())
+        } else {
+            Upload::None
+        }
+    }
+}
+
+/// How a forwarded request failed.
 enum Failure {
+    /// The client's body could not be read (the client's fault, not the origin's).
+    ClientBody(String),
     Unreachable,
     Timeout,
     Status(StatusCode),
@@ -127,6 +167,10 @@ enum Failure {
 impl Failure {
     fn page(&self) -> Response {
         match self {
+            Failure::ClientBody(_) => status_page(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read.",
+            ),
             Failure::Unreachable => {
                 status_page(StatusCode::BAD_GATEWAY, "The origin could not be reached.")
             }
@@ -147,29 +191,53 @@ impl Failure {
     }
 }
 
+/// Sends the request along `route`; returns the outcome and, when the request can be
+/// tried again, the body for that try.
 fn send(
     mut req: Request,
     route: &Route,
     original_path: &str,
     content: &str,
-) -> Result<Response, Failure> {
-    req.set_header("edgeflags-route", route.id.as_str());
+    upload: Upload,
+) -> (Result<Response, Failure>, Option<Upload>) {
+    crate::header::set(&mut req, "edgeflags-route", &route.id);
     let path = match &route.path_prefix {
         Some(prefix) => format!("{prefix}{original_path}"),
         None => original_path.to_string(),
     };
     req.set_path(&path);
     if let Some(host) = &route.host {
-        req.set_header("host", host.as_str());
+        crate::header::set(&mut req, "host", host);
     }
     let backend = route.backend.as_str();
     // The cache key: the backend, the request as sent, and the decisions that change
-    // content, never the user. One cached object serves every user of the same variants.
+    // content, never the user. One cached object serves every user of the same variants
+    // (the origin's `Vary` separates what else its body depends on).
     let key = cache_key(backend, &req, content);
     req.set_header(CACHE_KEY_HEADER, edgeflags_engine::pack::hex(&key));
     req.set_cache_key(key.to_vec());
-    let started = std::time::Instant::now();
-    match req.send(backend) {
+    let started = Instant::now();
+    let (sent, again) = match upload {
+        Upload::None => (req.send(backend), Some(Upload::None)),
+        Upload::Kept(bytes) => {
+            req.set_body(bytes.clone());
+            (req.send(backend), Some(Upload::Kept(bytes)))
+        }
+        Upload::Client(body) => match stream(req, backend, body) {
+            Ok((sent, kept)) => (sent, kept.map(Upload::Kept)),
+            Err(why) => return (Err(Failure::ClientBody(why)), None),
+        },
+    };
+    (judge(sent, backend, started), again)
+}
+
+/// What a backend's answer means: a response, or a failure by cause (logged).
+fn judge(
+    sent: Result<Response, SendError>,
+    backend: &str,
+    started: Instant,
+) -> Result<Response, Failure> {
+    match sent {
         Ok(r) if r.get_status().is_server_error() => {
             log_ops(
                 "origin",
@@ -194,4 +262,52 @@ fn send(
             }
         }
     }
+}
+
+/// A streamed request's answer, and its body when it was kept whole.
+type Streamed = (Result<Response, SendError>, Option<Vec<u8>>);
+
+/// Streams the client's body to `backend` and waits for the answer. A read from the
+/// client that fails is the client's failure (the backend request is abandoned); a write
+/// towards the backend that fails is left to the answer, which then reports the
+/// backend's failure. `Err` says why the client's body could not be read.
+fn stream(mut req: Request, backend: &str, mut body: Body) -> Result<Streamed, String> {
+    // The client's own framing headers go along when valid (so an origin that wants a
+    // `Content-Length` gets the client's); otherwise the host frames the body itself.
+    req.set_framing_headers_mode(FramingHeadersMode::ManuallyFromHeaders);
+    let (mut out, pending) = match req.send_async_streaming(backend) {
+        Ok(p) => p,
+        Err(e) => return Ok((Err(e), None)),
+    };
+    let mut kept = Some(Vec::new());
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut writable = true;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = out.abandon();
+                drop(pending);
+                return Err(e.to_string());
+            }
+        };
+        let chunk = &buf[..n];
+        if writable && out.write_all(chunk).is_err() {
+            // The backend stopped taking the body; its answer (or error) says why. The
+            // client's body is still read to the end, so a broken one is still the
+            // client's 400.
+            writable = false;
+        }
+        kept = kept.filter(|k| k.len() + n <= KEPT_BODY).map(|mut k| {
+            k.extend_from_slice(chunk);
+            k
+        });
+    }
+    if writable {
+        let _ = out.finish();
+    } else {
+        let _ = out.abandon();
+    }
+    Ok((pending.wait(), kept))
 }

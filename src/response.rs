@@ -21,6 +21,21 @@ pub fn status_page(status: StatusCode, message: &str) -> Response {
         ))
 }
 
+/// The answer to a request whose URL the edge refuses (a bad `Host`, `OPTIONS *`, a URL
+/// over the limit): a 400 (414 when too long), logged as a client error.
+pub fn bad_target(why: &edgeflags_engine::target::TargetError) -> Response {
+    log_ops("client", &format!("request refused: {why}"));
+    match why {
+        edgeflags_engine::target::TargetError::TooLong => {
+            status_page(StatusCode::URI_TOO_LONG, "The request URL is too long.")
+        }
+        _ => status_page(
+            StatusCode::BAD_REQUEST,
+            "The request's host or target is not valid.",
+        ),
+    }
+}
+
 /// `/.edgeflags/health`: the snapshot in use, where it came from and any problems.
 pub fn health(loaded: &Loaded) -> Response {
     let body = serde_json::json!({
@@ -49,8 +64,11 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
             "No flag configuration is available.",
         );
     };
-    let mut rc = crate::context::from_request(&req, loaded);
-    let allowed = match crate::auth::caller(&req, "explain_token") {
+    // An operator holding the explain_token may name the user with `edgeflags-user`.
+    let caller = crate::auth::caller(&req, "explain_token");
+    let server = caller == crate::auth::Caller::Authenticated;
+    let mut rc = crate::context::from_request(&req, loaded, server);
+    let allowed = match caller {
         crate::auth::Caller::Authenticated => true,
         crate::auth::Caller::Refused => false,
         crate::auth::Caller::Anonymous => rc.preview,
@@ -60,11 +78,9 @@ pub fn explain(mut req: fastly::Request, loaded: &Loaded) -> Response {
         return status_page(StatusCode::FORBIDDEN, "Explain needs a valid token.");
     }
     if req.get_method() == fastly::http::Method::POST {
-        let Some(bytes) = read_body(&mut req, 64 * 1024) else {
-            return status_page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is too large.",
-            );
+        let bytes = match read_body(&mut req, 64 * 1024) {
+            Ok(b) => b,
+            Err(e) => return e.page(),
         };
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if let Some(obj) = body.get("context").and_then(|c| c.as_object()) {
@@ -94,9 +110,11 @@ pub fn track(mut req: fastly::Request, loaded: &Loaded) -> Response {
         return status_page(StatusCode::METHOD_NOT_ALLOWED, "Use POST.")
             .with_header("allow", "POST");
     }
-    let rc = crate::context::from_request(&req, loaded);
-    let Some(bytes) = read_body(&mut req, 4096) else {
-        return status_page(StatusCode::PAYLOAD_TOO_LARGE, "The event is too large.");
+    let server = crate::auth::caller(&req, "ofrep_token") == crate::auth::Caller::Authenticated;
+    let rc = crate::context::from_request(&req, loaded, server);
+    let bytes = match read_body(&mut req, 4096) {
+        Ok(b) => b,
+        Err(e) => return e.page(),
     };
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let event = body.get("event").and_then(|e| e.as_str()).filter(|e| {
@@ -130,14 +148,54 @@ pub fn track(mut req: fastly::Request, loaded: &Loaded) -> Response {
     resp
 }
 
-/// Reads a request body of at most `limit` bytes; `None` when it is longer. Never reads
-/// more than `limit + 1` bytes, whatever the client sends.
-pub fn read_body(req: &mut fastly::Request, limit: usize) -> Option<Vec<u8>> {
+/// Why a request body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the endpoint takes.
+    TooLarge,
+    /// The client broke it off or mangled it (a bad chunk, a connection cut mid-body).
+    Broken(String),
+}
+
+impl BodyError {
+    /// The client's 4xx page for it; a broken body is also logged as a client error.
+    pub fn page(&self) -> Response {
+        match self {
+            BodyError::TooLarge => status_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            ),
+            BodyError::Broken(_) => {
+                self.log();
+                status_page(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read.",
+                )
+            }
+        }
+    }
+
+    /// Logs a broken body as the client's error (never an origin's).
+    pub fn log(&self) {
+        if let BodyError::Broken(why) = self {
+            log_ops("client", &format!("request body could not be read: {why}"));
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes. Never reads more than `limit + 1`
+/// bytes, whatever the client sends.
+pub fn read_body(req: &mut fastly::Request, limit: usize) -> Result<Vec<u8>, BodyError> {
     use std::io::Read;
     let mut out = Vec::new();
     let body = req.take_body();
-    body.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
-    (out.len() <= limit).then_some(out)
+    body.take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Broken(e.to_string()))?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
 }
 
 /// Writes one JSON line to the operator log endpoint (one `write` per line).

@@ -81,7 +81,8 @@ impl Report {
 }
 
 /// Reads the traits of the context's user, when `snapshot` has a rule that tests one and
-/// the user is a known one (a freshly minted id has neither profile nor cookie).
+/// the request's verified identity is that user (a key the client can choose, such as the
+/// id cookie, gets none: see `edgeflags_engine::identity`).
 pub fn apply(rc: &mut RequestContext, req: &Request, snapshot: &Snapshot) {
     if !snapshot.uses_traits() {
         return;
@@ -89,6 +90,23 @@ pub fn apply(rc: &mut RequestContext, req: &Request, snapshot: &Snapshot) {
     let Some(user) = rc.ctx.key().map(str::to_string) else {
         return;
     };
+    if !rc.identity.vouches_for(&user) {
+        let why = format!(
+            "not read: the user key is not a verified identity (it came from: {})",
+            match rc.identity.key.as_deref() {
+                Some(k) if k == user => rc.identity.source.name(),
+                Some(_) => "an OFREP targetingKey",
+                None => "a new id",
+            }
+        );
+        rc.traits = Report {
+            wanted: true,
+            profile: why.clone(),
+            cookie: why,
+            sources: Vec::new(),
+        };
+        return;
+    }
     let mut report = Report {
         wanted: true,
         profile: "none".into(),

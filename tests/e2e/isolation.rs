@@ -1,5 +1,6 @@
-//! Isolation between requests served by one reused instance: many users interleaved, with
-//! and without profiles, traits cookies, preview overrides and custom attributes; every
+//! Isolation between requests served by one reused instance: many users interleaved (each
+//! with the origin's signed identity cookie), with and without profiles, traits cookies,
+//! preview overrides and custom attributes; every
 //! response's decisions (all flags) must equal the engine's own evaluation of that
 //! request alone, as a fresh instance would give. Each request pins the clock with a
 //! preview token, so the expected answer is exact.
@@ -76,7 +77,15 @@ fn case(i: usize) -> Case {
         claims.variants.insert("checkout".into(), "v2".into());
         ctx.force("checkout", "v2");
     }
-    let mut cookies = vec![format!("ef_uid={user}")];
+    // The origin's signed identity: profiles and traits cookies are read only for it.
+    let id = edgeflags_engine::identity::mint(
+        &edgeflags_engine::identity::IdClaims {
+            sub: user.clone(),
+            exp: 4_000_000_000,
+        },
+        TRAITS_KEY,
+    );
+    let mut cookies = vec![format!("ef_id={id}")];
     let mut req = Req::get("/").from(ip);
     if i.is_multiple_of(3) {
         // A profile (stored for every third user by the app spec).

@@ -4,6 +4,7 @@ mod bad_input;
 mod events;
 mod faults;
 mod foundation;
+mod hostile;
 mod isolation;
 mod ofrep;
 mod personalization;

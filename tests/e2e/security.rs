@@ -30,7 +30,21 @@ fn secrets_and_raw_user_ids_never_leak_whatever_fails() {
     let users = ["u-sec-1", "u-sec-2", "alice@example.com"];
     let mut replies = Vec::new();
     for user in users {
-        let cookie = format!("ef_uid={user}; ef_traits=forged.sig; ef_preview=bad.token");
+        // The origin's signed identity, so the forged traits cookie is checked (and
+        // refused) for the user; and, for one user, a forged identity.
+        let id = edgeflags_engine::identity::mint(
+            &edgeflags_engine::identity::IdClaims {
+                sub: user.into(),
+                exp: 4_000_000_000,
+            },
+            if user == "u-sec-2" {
+                &b"guessed-traits-key"[..]
+            } else {
+                &b"S3CRET-traits-key-41c9"[..]
+            },
+        );
+        let cookie =
+            format!("ef_uid={user}; ef_id={id}; ef_traits=forged.sig; ef_preview=bad.token");
         for req in [
             Req::get("/").from("203.0.113.30").header("cookie", &cookie),
             Req::get("/").from("203.0.113.20").header("cookie", &cookie),
@@ -67,6 +81,7 @@ fn secrets_and_raw_user_ids_never_leak_whatever_fails() {
         "answered 500",
         "preview token ignored",
         "traits cookie ignored",
+        "identity cookie ignored",
     ] {
         assert!(
             logs.iter().any(|l| l.contains(needle)),

@@ -1,9 +1,12 @@
 //! Behaviour traits: profiles from the KV store (keyed by the hashed user key) and the
-//! origin's signed traits cookie, targeted by the demo `recommendations` flag.
+//! origin's signed traits cookie, targeted by the demo `recommendations` flag. Both are
+//! read only for a verified identity (here the origin's signed `ef_id` cookie); a key the
+//! client chooses (`ef_uid`) gets none.
 
 use std::collections::BTreeMap;
 
 use edgeflags_e2e::{AppSpec, Reply, Req, Store, app, demo_flags};
+use edgeflags_engine::identity::{IdClaims, mint};
 use edgeflags_engine::traits::{CookieClaims, mint_cookie};
 use serde_json::json;
 
@@ -33,23 +36,40 @@ fn traits_app() -> std::sync::Arc<edgeflags_e2e::App> {
     })
 }
 
-fn cookie(user: &str, traits: serde_json::Value, key: &[u8], exp_in: i64) -> String {
-    let now = std::time::SystemTime::now()
+fn now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+fn cookie(user: &str, traits: serde_json::Value, key: &[u8], exp_in: i64) -> String {
     let claims = CookieClaims {
         sub: user.into(),
-        exp: now + exp_in,
+        exp: now() + exp_in,
         traits: serde_json::from_value::<BTreeMap<_, _>>(traits).unwrap_or_default(),
     };
     mint_cookie(&claims, key)
 }
 
+/// The origin's signed identity cookie for `user`.
+fn signed(user: &str) -> String {
+    let claims = IdClaims {
+        sub: user.into(),
+        exp: now() + 3600,
+    };
+    format!("ef_id={}", mint(&claims, TRAITS_KEY))
+}
+
+/// A request as the verified `user`.
+fn as_user(user: &str) -> Req {
+    Req::get("/").header("cookie", &signed(user))
+}
+
 fn as_user_with_cookie(user: &str, traits_cookie: &str) -> Req {
     Req::get("/").header(
         "cookie",
-        &format!("ef_uid={user}; ef_traits={traits_cookie}"),
+        &format!("{}; ef_traits={traits_cookie}", signed(user)),
     )
 }
 
@@ -70,7 +90,7 @@ fn ops_lines(app: &edgeflags_e2e::App) -> Vec<String> {
 fn a_rule_on_a_kv_trait_serves_each_profile_its_variant() {
     let app = traits_app();
     let served = |user: &str| {
-        let r = app.send(Req::get("/").user(user));
+        let r = app.send(as_user(user));
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(trait_lookups(&r), Some(1), "one profile lookup per request");
         r.decision("recommendations")
@@ -95,6 +115,13 @@ fn a_rule_on_a_kv_trait_serves_each_profile_its_variant() {
         ops.iter()
             .any(|l| l.contains("profile not used: malformed")),
         "{ops:?}"
+    );
+    // A key the client chooses reads no profile at all.
+    let chosen = app.send(Req::get("/").user("u-anime"));
+    assert_eq!(trait_lookups(&chosen), Some(0));
+    assert_eq!(
+        chosen.decision("recommendations").as_deref(),
+        Some("trending_row")
     );
     // A first visit (no id yet) has no profile to look up.
     let first = app.send(Req::get("/"));
@@ -121,6 +148,12 @@ fn the_signed_traits_cookie_is_used_and_a_tampered_one_ignored() {
     );
     let r = app.send(as_user_with_cookie("u-cookie", &good));
     assert_eq!(r.decision("recommendations").as_deref(), Some("deals_row"));
+    // The same cookie with only a chosen key beside it is not read.
+    let r = app.send(Req::get("/").header("cookie", &format!("ef_uid=u-cookie; ef_traits={good}")));
+    assert_eq!(
+        r.decision("recommendations").as_deref(),
+        Some("trending_row")
+    );
 
     // Tampered: the payload swapped for another under the original signature.
     let other = cookie("u-cookie", json!({"watch_genre": "anime"}), b"x", 3600);
@@ -197,7 +230,7 @@ fn explain_shows_where_each_trait_came_from() {
     );
     let r = app.send(
         Req::get("/.edgeflags/explain")
-            .header("cookie", &format!("ef_uid=u-anime; ef_traits={c}"))
+            .header("cookie", &format!("{}; ef_traits={c}", signed("u-anime")))
             .header("authorization", "Bearer explain-me"),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -225,13 +258,24 @@ fn explain_shows_where_each_trait_came_from() {
         (rec["variant"].as_str(), rec["rule_id"].as_str()),
         (Some("anime_row"), Some("anime-fans"))
     );
-    // Without a profile, explain says so.
+    // Without a profile, explain says so; for a key the client chose, it says why none
+    // was read.
     let r = app.send(
         Req::get("/.edgeflags/explain")
-            .user("u-nobody")
+            .header("cookie", &signed("u-nobody"))
             .header("authorization", "Bearer explain-me"),
     );
     assert_eq!(r.json()["traits"]["profile"], "none");
+    let r = app.send(
+        Req::get("/.edgeflags/explain")
+            .user("u-anime")
+            .header("authorization", "Bearer explain-me"),
+    );
+    let why = r.json()["traits"]["profile"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("not a verified identity"), "{why}");
 }
 
 #[test]
@@ -239,7 +283,7 @@ fn no_profile_store_and_no_trait_rules_degrade_quietly() {
     let bare = app("traits-no-store", || {
         AppSpec::demo().without_profile_store()
     });
-    let r = bare.send(Req::get("/").user("alice"));
+    let r = bare.send(as_user("alice"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.decision("recommendations").as_deref(),
@@ -261,7 +305,7 @@ fn no_profile_store_and_no_trait_rules_degrade_quietly() {
     let unused = app("traits-unused", || {
         AppSpec::demo().store(Store::Flags(flags, None))
     });
-    let r = unused.send(Req::get("/").user("alice"));
+    let r = unused.send(as_user("alice"));
     assert_eq!(r.status, 200);
     assert_eq!(trait_lookups(&r), Some(0));
 }
@@ -283,15 +327,19 @@ fn ofrep_reads_traits_only_for_the_user_the_answer_is_for() {
     )
     .header("authorization", "Bearer ofrep-me");
     assert_eq!(eval(server), "Because you watch anime");
-    // A browser with its own id cookie gets its own traits.
-    let own = Req::post(path, json!({"context": {}}).to_string()).user("u-deals");
+    // A browser with its signed identity gets its own traits; with only an id cookie,
+    // which anyone can set, none.
+    let own =
+        Req::post(path, json!({"context": {}}).to_string()).header("cookie", &signed("u-deals"));
     assert_eq!(eval(own), "Deals picked for you");
+    let chosen = Req::post(path, json!({"context": {}}).to_string()).user("u-deals");
+    assert_eq!(eval(chosen), "Trending now");
     // A browser naming someone else gets none of theirs, and cannot claim traits.
     let other = Req::post(
         path,
         json!({"context": {"targetingKey": "u-anime", "traits.buyer": "bargain_hunter"}})
             .to_string(),
     )
-    .user("u-deals");
+    .header("cookie", &signed("u-deals"));
     assert_eq!(eval(other), "Trending now");
 }

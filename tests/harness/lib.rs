@@ -8,6 +8,7 @@
 //! The wasm is built once per run (`cargo build -p edgeflags-edge --release --target
 //! wasm32-wasip1`), unless `EDGEFLAGS_WASM` names one already built.
 
+pub mod demo;
 pub mod origin;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -393,13 +394,31 @@ impl App {
 
     /// Sends a request.
     pub async fn send_async(&self, req: Req) -> Reply {
-        let mut builder = Request::builder()
-            .method(req.method.as_str())
-            .uri(format!("http://edge.test{}", req.path));
+        // An origin-form target gets the test authority; any other form (`*`) is sent as is.
+        let uri = if req.path.starts_with('/') {
+            format!("http://edge.test{}", req.path)
+        } else {
+            req.path.clone()
+        };
+        let mut builder = Request::builder().method(req.method.as_str()).uri(uri);
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_slice());
         }
-        let request = match builder.body(Body::from(req.body.clone())) {
+        let body = if req.body_breaks {
+            // The body's bytes, then a read error: what the edge sees when a client's
+            // connection breaks mid-body.
+            let chunks: Vec<std::io::Result<Vec<u8>>> = vec![
+                Ok(req.body.clone()),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "the client went away mid-body",
+                )),
+            ];
+            Body::wrap_stream(futures_util::stream::iter(chunks))
+        } else {
+            Body::from(req.body.clone())
+        };
+        let request = match builder.body(body) {
             Ok(r) => r,
             Err(e) => panic!("bad test request: {e}"),
         };
@@ -467,6 +486,7 @@ pub struct Req {
     client: IpAddr,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
+    body_breaks: bool,
 }
 
 impl Req {
@@ -491,7 +511,18 @@ impl Req {
             client: IpAddr::from([127, 0, 0, 1]),
             headers: Vec::new(),
             body: Vec::new(),
+            body_breaks: false,
         }
+    }
+    /// A request with any method and target, such as `OPTIONS *` (`Req::new_any("OPTIONS",
+    /// "*")`); a target that does not start with `/` is sent as written.
+    pub fn new_any(method: &str, target: &str) -> Req {
+        Req::new(method, target)
+    }
+    /// With a body that breaks off after its bytes (the client's connection fails).
+    pub fn body_breaks(mut self) -> Req {
+        self.body_breaks = true;
+        self
     }
     /// From this client address.
     pub fn from(mut self, ip: &str) -> Req {

@@ -1,5 +1,6 @@
 //! Test origins: real HTTP servers on ephemeral loopback ports that record every request
-//! and answer as told: echo what they saw as JSON, fail with a status, hang, or refuse.
+//! and answer as told: echo what they saw as JSON (method, HTTP version, path, headers,
+//! body), fail with a status, hang, refuse, or serve the demo origin's pages.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ pub enum Behaviour {
     Refuse,
     /// 200 with a body of this many bytes, sent in 64 KiB chunks.
     Huge(usize),
+    /// The demo origin's page for this region (`crate::demo`).
+    Demo(&'static str),
 }
 
 /// One request an origin received.
@@ -137,6 +140,7 @@ async fn answer(
                 .body(Body::wrap_stream(futures_util::stream::iter(chunks)))
                 .unwrap_or_default()
         }
+        Behaviour::Demo(region) => crate::demo::respond(region, &req),
         Behaviour::Hang(d) => {
             tokio::time::sleep(*d).await;
             Response::new(Body::from("too late"))
@@ -146,11 +150,19 @@ async fn answer(
             for (k, v) in headers {
                 map.insert(k, v.into());
             }
+            let (method, version) = (req.method().to_string(), format!("{:?}", req.version()));
+            // The request body as text (bodies in tests are small).
+            let received = hyper::body::to_bytes(req.into_body())
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|e| format!("<body error: {e}>"));
             let body = serde_json::json!({
                 "backend": backend,
-                "method": req.method().as_str(),
+                "method": method,
+                "version": version,
                 "path": path,
                 "headers": map,
+                "body": received,
             });
             Response::builder()
                 .header("content-type", "application/json")

@@ -96,6 +96,15 @@ enum Command {
     ///
     /// Example: edgeflags traits-cookie --user u42 --trait buyer=bargain_hunter --ttl 1h
     TraitsCookie(tokens::TraitsCookieArgs),
+    /// Mint a signed identity cookie (`ef_id`) for a user, as an origin sets it once it
+    /// knows who the user is: the edge reads profiles and traits cookies only for such a
+    /// verified user, never for a key the client chooses.
+    ///
+    /// Signed with the traits key: --key-file, else $EDGEFLAGS_TRAITS_KEY, else the local
+    /// dev key in config-store/secrets.json.
+    ///
+    /// Example: edgeflags identity-cookie --user u42 --ttl 30d
+    IdentityCookie(tokens::IdentityCookieArgs),
 }
 
 /// Runs a parsed command line.
@@ -112,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Simulate(args) => simulate::simulate(args),
         Command::Profiles(cmd) => profiles::run(cmd),
         Command::TraitsCookie(args) => tokens::traits_cookie(args),
+        Command::IdentityCookie(args) => tokens::identity_cookie(args),
     }
 }
 

@@ -1,5 +1,6 @@
-//! `edgeflags preview-token` and `edgeflags traits-cookie`: the signed tokens a tester or
-//! an origin hands the edge (a preview of geo, clock and variants; a user's fresh traits).
+//! `edgeflags preview-token`, `edgeflags traits-cookie` and `edgeflags identity-cookie`:
+//! the signed tokens a tester or an origin hands the edge (a preview of geo, clock and
+//! variants; a user's fresh traits; whose profile a request may read).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -122,5 +123,37 @@ pub fn traits_cookie(a: TraitsCookieArgs) -> Result<ExitCode> {
     };
     let key = secret_key("traits_key", "EDGEFLAGS_TRAITS_KEY", a.key_file.as_deref())?;
     println!("{}", edgeflags_engine::traits::mint_cookie(&claims, &key));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdentityCookieArgs {
+    /// The user key the origin vouches for.
+    #[arg(long)]
+    user: String,
+    /// Lifetime: 3600, 90m, 12h or 30d.
+    #[arg(long, default_value = "30d")]
+    ttl: String,
+    /// A file holding the traits key.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+}
+
+/// Runs `identity-cookie`: prints a signed `ef_id` cookie value for a user.
+pub fn identity_cookie(a: IdentityCookieArgs) -> Result<ExitCode> {
+    if !edgeflags_engine::identity::valid_key(&a.user) {
+        bail!(
+            "`{}` is not a user key: 1 to 128 of letters, digits, - _ . : @",
+            a.user
+        );
+    }
+    let ttl = parse_ttl(&a.ttl)?
+        .context("an identity cookie needs a lifetime: --ttl 3600, 90m, 12h or 30d")?;
+    let claims = edgeflags_engine::identity::IdClaims {
+        sub: a.user,
+        exp: now_secs() + ttl,
+    };
+    let key = secret_key("traits_key", "EDGEFLAGS_TRAITS_KEY", a.key_file.as_deref())?;
+    println!("{}", edgeflags_engine::identity::mint(&claims, &key));
     Ok(ExitCode::SUCCESS)
 }

@@ -306,6 +306,47 @@ fn local_file_push_matches_the_committed_demo_profiles() {
 }
 
 #[test]
+fn identity_cookie_is_signed_for_its_user() {
+    let kf = write("identity.key", "id-key\n");
+    let mint = |user: &str| {
+        Command::new(env!("CARGO_BIN_EXE_edgeflags"))
+            .args([
+                "identity-cookie",
+                "--user",
+                user,
+                "--ttl",
+                "2h",
+                "--key-file",
+            ])
+            .arg(&kf)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = mint("u42");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let token = text(&out.stdout);
+    let token = token.trim();
+    assert_eq!(
+        edgeflags_engine::identity::verify(token, Some(b"id-key"), now).as_deref(),
+        Ok("u42")
+    );
+    // Two hours, not more: expired two hours and a second from now.
+    assert!(edgeflags_engine::identity::verify(token, Some(b"id-key"), now + 7201).is_err());
+    assert!(edgeflags_engine::identity::verify(token, Some(b"other"), now).is_err());
+    let bad = mint("not a key");
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("not a user key"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+#[test]
 fn traits_cookie_is_signed_for_its_user() {
     let kf = write("traits.key", "cookie-key\n");
     let out = Command::new(env!("CARGO_BIN_EXE_edgeflags"))

@@ -1,0 +1,114 @@
+//! The demo origin's pages: localized text (ja, fr, en, pt) that also shows what the edge
+//! told the origin (path, decisions, geo, device). `scripts/serve` runs them behind the
+//! edge (`bin/edgeflags-demo-origin.rs`), and the end-to-end tests can put them behind a
+//! backend ([`crate::Behaviour::Demo`]).
+
+use hyper::{Body, Request, Response};
+
+fn greeting(lang: &str) -> &'static str {
+    match lang {
+        "ja" => "ようこそ、エッジフラッグのデモストアへ",
+        "fr" => "Bienvenue dans la boutique de démonstration",
+        "pt" => "Bem-vindo à loja de demonstração",
+        _ => "Welcome to the demo store",
+    }
+}
+
+fn banner(lang: &str, variant: &str) -> &'static str {
+    match (lang, variant) {
+        ("ja", "weekend_sale") => "週末セール：全品20%オフ",
+        ("ja", "night") => "夜のお得なセール（午前6時まで）",
+        ("ja", _) => "いらっしゃいませ",
+        ("fr", "weekend_sale") => "Soldes du week-end : -20 % sur tout",
+        ("fr", "night") => "Offres nocturnes jusqu'à 6 h",
+        ("fr", _) => "Bonjour",
+        ("pt", "weekend_sale") => "Promoção de fim de semana: 20% de desconto",
+        ("pt", "night") => "Ofertas da madrugada até as 6h",
+        ("pt", _) => "Olá",
+        (_, "weekend_sale") => "Weekend sale: 20% off everything",
+        (_, "night") => "Night owl deals until 06:00",
+        _ => "Hello",
+    }
+}
+
+/// Every request header the page reads: the response's `Vary` names them all, so a shared
+/// cache (Fastly's, keyed by the edge's cache key) keeps one page per combination and never
+/// serves one visitor's device, language or city to another. An origin that reads fewer
+/// of them varies on fewer.
+pub const VARY: [&str; 10] = [
+    "edgeflags-decisions",
+    "edgeflags-city",
+    "edgeflags-region",
+    "edgeflags-country",
+    "edgeflags-continent",
+    "edgeflags-timezone",
+    "edgeflags-device",
+    "edgeflags-language",
+    "edgeflags-route",
+    "edgeflags-snapshot",
+];
+
+/// The page for a request to the origin of `region`.
+pub fn page(region: &str, req: &Request<Body>) -> String {
+    // Values outside visible ASCII arrive percent-encoded (`Z%C3%BCrich`).
+    let h = |name: &str| {
+        debug_assert!(VARY.contains(&name), "{name} is read but not in VARY");
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| edgeflags_engine::header_value::decode(v).into_owned())
+            .unwrap_or_else(|| "-".to_string())
+    };
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let lang = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .filter(|l| ["ja", "fr", "en", "pt"].contains(l))
+        .unwrap_or("en");
+    let decisions = h("edgeflags-decisions");
+    let variant = |flag: &str| {
+        decisions
+            .split("; ")
+            .find_map(|d| d.strip_prefix(flag).and_then(|r| r.strip_prefix('=')))
+            .unwrap_or("-")
+            .to_string()
+    };
+    format!(
+        "{greeting}\n\
+         banner:    {banner}\n\
+         checkout:  {checkout}\n\
+         ---- what the edge sent to origin `{region}` ----\n\
+         path:      {path}\n\
+         decisions: {decisions}\n\
+         visitor:   {city}, {region_code}, {country} ({continent}), zone {zone}\n\
+         device:    {device}, language {language}\n\
+         route:     {route}, snapshot {snapshot}\n",
+        greeting = greeting(lang),
+        banner = banner(lang, &variant("banner")),
+        checkout = variant("checkout"),
+        city = h("edgeflags-city"),
+        region_code = h("edgeflags-region"),
+        country = h("edgeflags-country"),
+        continent = h("edgeflags-continent"),
+        zone = h("edgeflags-timezone"),
+        device = h("edgeflags-device"),
+        language = h("edgeflags-language"),
+        route = h("edgeflags-route"),
+        snapshot = h("edgeflags-snapshot"),
+    )
+}
+
+/// The demo origin's response: the page, with the `Vary` a shared cache needs.
+pub fn respond(region: &str, req: &Request<Body>) -> Response<Body> {
+    Response::builder()
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("vary", VARY.join(", "))
+        .body(Body::from(page(region, req)))
+        .unwrap_or_default()
+}
