@@ -326,8 +326,8 @@ fn values_that_are_not_header_values_are_percent_encoded() {
     assert_eq!(saw["edgeflags-region"], "1%003", "{saw}");
     assert_eq!(saw["edgeflags-continent"], "A%0DS", "{saw}");
     assert_eq!(saw["edgeflags-device"], "mo%0Abile", "{saw}");
-    // Geolocation: a city with letters outside ASCII (203.0.113.60 is Zürich).
-    let r = app.send(Req::get("/").from("203.0.113.60"));
+    // Geolocation: a city with letters outside ASCII (203.0.113.70 is Zürich).
+    let r = app.send(Req::get("/").from("203.0.113.70"));
     assert_eq!(r.status, 200, "{}", r.body);
     let saw = r.origin_saw()["headers"].clone();
     assert_eq!(saw["edgeflags-city"], "Z%C3%BCrich", "{saw}");
