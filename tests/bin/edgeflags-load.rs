@@ -73,11 +73,11 @@ fn main() -> Result<()> {
             }
         }
     }
-    let edge_app = edgeflags_e2e::app("load-edge", || AppSpec {
+    let edge_app = edgeflags_e2e::app(AppSpec {
         wasm: Some(edge.into()),
         ..AppSpec::demo().store(edgeflags_e2e::Store::Flags(flags, None))
     });
-    let pass_app = edgeflags_e2e::app("load-passthrough", || AppSpec {
+    let pass_app = edgeflags_e2e::app(AppSpec {
         wasm: Some(pass.into()),
         ..AppSpec::demo()
     });

@@ -6,7 +6,7 @@ use edgeflags_e2e::{AppSpec, Reply, Req, app};
 use serde_json::json;
 
 fn demo() -> std::sync::Arc<edgeflags_e2e::App> {
-    app("demo", AppSpec::demo)
+    app(AppSpec::demo())
 }
 
 fn not_5xx(r: &Reply, what: &str) {
@@ -119,7 +119,7 @@ fn ten_thousand_character_user_ids_are_refused() {
 
 #[test]
 fn cr_lf_never_reaches_a_header() {
-    let app = app("bad-input-custom", || {
+    let app = app({
         let mut flags = edgeflags_e2e::demo_flags();
         flags["context"] = json!({
             "headers": {"x-plan": "plan"},

@@ -95,7 +95,7 @@ fn each_store_fault_serves_200_and_tells_the_operator_why() {
     ];
     for s in scenarios {
         let store = s.store.clone();
-        let a = app(s.name, move || AppSpec::demo().store(Store::Entries(store)));
+        let a = app(AppSpec::demo().store(Store::Entries(store)));
         let r = a.send(Req::get("/").from("203.0.113.10").user("u-fault"));
         assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
         assert_eq!(
@@ -125,9 +125,7 @@ fn each_store_fault_serves_200_and_tells_the_operator_why() {
 
 #[test]
 fn an_origin_500_is_a_plain_502_and_a_log_line() {
-    let a = app("fault-origin-500", || {
-        AppSpec::demo().origin("origin_us", Behaviour::Status(500))
-    });
+    let a = app(AppSpec::demo().origin("origin_us", Behaviour::Status(500)));
     let r = a.send(Req::get("/account").from("203.0.113.30").user("u-500"));
     assert_eq!(r.status, 502);
     assert!(r.body.contains("could not answer"), "{}", r.body);
@@ -149,9 +147,7 @@ fn an_origin_500_is_a_plain_502_and_a_log_line() {
 #[test]
 fn a_huge_origin_body_streams_through_whole() {
     let size = 24 * 1024 * 1024;
-    let a = app("fault-origin-huge", || {
-        AppSpec::demo().origin("origin_us", Behaviour::Huge(size))
-    });
+    let a = app(AppSpec::demo().origin("origin_us", Behaviour::Huge(size)));
     let r = a.send(Req::get("/video").from("203.0.113.30").user("u-huge"));
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), size);

@@ -11,7 +11,7 @@ const SAO_PAULO: &str = "203.0.113.40";
 
 #[test]
 fn clients_in_different_countries_reach_their_regional_backends() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let cases = [
         (TOKYO, "origin_apac", "/ja/products"),
         (PARIS, "origin_eu", "/fr/products"),
@@ -29,7 +29,7 @@ fn clients_in_different_countries_reach_their_regional_backends() {
 
 #[test]
 fn origin_gets_trusted_geo_with_negative_offsets_resolved_to_a_zone() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let r = app.send(Req::get("/").from(NEW_YORK).user("u-geo"));
     let h = &r.origin_saw()["headers"];
     assert_eq!(h["edgeflags-country"], "US");
@@ -46,7 +46,7 @@ fn origin_gets_trusted_geo_with_negative_offsets_resolved_to_a_zone() {
 
 #[test]
 fn the_same_user_key_always_gets_the_same_variant() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let mut seen = BTreeMap::new();
     for i in 0..40 {
         let user = format!("sticky-{i}");
@@ -80,7 +80,7 @@ fn the_same_user_key_always_gets_the_same_variant() {
 
 #[test]
 fn a_new_visitor_gets_an_id_cookie_that_sticks() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let r = app.send(Req::get("/").from(PARIS));
     assert_eq!(r.status, 200);
     let cookie = r.header("set-cookie").unwrap_or_default().to_string();
@@ -114,7 +114,7 @@ fn a_new_visitor_gets_an_id_cookie_that_sticks() {
 
 #[test]
 fn a_missing_store_serves_the_embedded_flags_with_200() {
-    let app = app("no-store", || AppSpec::demo().store(Store::Missing));
+    let app = app(AppSpec::demo().store(Store::Missing));
     let r = app.send(Req::get("/").from(TOKYO).user("u1"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.decision("locale").as_deref(), Some("ja"));
@@ -137,9 +137,7 @@ fn a_broken_flag_entry_serves_the_embedded_flags_with_200() {
     for v in entries.values_mut().filter(|v| !v.starts_with('{')) {
         v.push_str("garbage");
     }
-    let app = app("broken-entry", || {
-        AppSpec::demo().store(Store::Entries(entries))
-    });
+    let app = app(AppSpec::demo().store(Store::Entries(entries)));
     let r = app.send(Req::get("/").from(PARIS).user("u1"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.decision("locale").as_deref(), Some("fr"));
@@ -150,7 +148,7 @@ fn a_broken_flag_entry_serves_the_embedded_flags_with_200() {
 
 #[test]
 fn a_client_cannot_forge_decisions_or_geo() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let r = app.send(
         Req::get("/")
             .from(TOKYO)

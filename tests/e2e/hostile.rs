@@ -19,11 +19,9 @@ const TRAITS_KEY: &[u8] = b"dev-traits-key-not-for-production";
 const RECOMMENDATIONS: &str = "/ofrep/v1/evaluate/flags/recommendations";
 
 fn hostile() -> Arc<App> {
-    app("hostile", || {
-        AppSpec::demo()
-            .secret("ofrep_token", OFREP_TOKEN)
-            .secret("explain_token", EXPLAIN_TOKEN)
-    })
+    app(AppSpec::demo()
+        .secret("ofrep_token", OFREP_TOKEN)
+        .secret("explain_token", EXPLAIN_TOKEN))
 }
 
 fn now() -> i64 {
@@ -237,16 +235,13 @@ fn a_request_body_reaches_the_origin_whole_and_again_on_the_fallback() {
     assert_eq!(saw["body"], "card=4242", "{saw}");
 }
 
-/// The app `personalization.rs` uses for the fallback (same name, same configuration,
-/// one Viceroy context).
+/// An app whose Sao Paulo origin refuses, with a fallback to origin_us.
 fn app_with_fallback() -> Arc<App> {
-    app("sa-refuses-with-fallback", || {
-        let mut f = edgeflags_e2e::demo_flags();
-        f["routes"]["fallback"] = json!({ "backend": "origin_us", "path_prefix": "/en" });
-        AppSpec::demo()
-            .origin("origin_sa", Behaviour::Refuse)
-            .store(edgeflags_e2e::Store::Flags(f, None))
-    })
+    let mut f = edgeflags_e2e::demo_flags();
+    f["routes"]["fallback"] = json!({ "backend": "origin_us", "path_prefix": "/en" });
+    app(AppSpec::demo()
+        .origin("origin_sa", Behaviour::Refuse)
+        .store(edgeflags_e2e::Store::Flags(f, None)))
 }
 
 #[test]
@@ -375,13 +370,11 @@ fn the_preview_token_is_not_forwarded_in_the_query() {
 
 #[test]
 fn the_demo_origins_vary_covers_everything_its_page_reads() {
-    let app = app("hostile-demo-origin", || {
-        AppSpec::demo()
-            .origin("origin_us", Behaviour::Demo("us"))
-            .origin("origin_eu", Behaviour::Demo("eu"))
-            .origin("origin_apac", Behaviour::Demo("apac"))
-            .origin("origin_sa", Behaviour::Demo("sa"))
-    });
+    let app = app(AppSpec::demo()
+        .origin("origin_us", Behaviour::Demo("us"))
+        .origin("origin_eu", Behaviour::Demo("eu"))
+        .origin("origin_apac", Behaviour::Demo("apac"))
+        .origin("origin_sa", Behaviour::Demo("sa")));
     let at = "2026-11-27T23:30:00Z";
     let token = |city: &str| {
         preview(Claims {

@@ -116,7 +116,7 @@ fn case(i: usize) -> Case {
 #[test]
 fn interleaved_users_through_reused_instances_each_get_a_fresh_answer() {
     let n = 120;
-    let app = app("isolation", || {
+    let app = app({
         let mut spec = AppSpec::demo().store(Store::Flags(flags(), None));
         for i in (0..n).step_by(3) {
             spec = spec.profile(

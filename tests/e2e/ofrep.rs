@@ -17,12 +17,10 @@ fn flags() -> Value {
 }
 
 fn ofrep_app() -> std::sync::Arc<edgeflags_e2e::App> {
-    app("ofrep", || {
-        AppSpec::demo()
-            .store(Store::Flags(flags(), None))
-            .secret("ofrep_token", TOKEN)
-            .secret("explain_token", "explain-me")
-    })
+    app(AppSpec::demo()
+        .store(Store::Flags(flags(), None))
+        .secret("ofrep_token", TOKEN)
+        .secret("explain_token", "explain-me"))
 }
 
 fn post(path: &str, body: Value) -> Req {
@@ -168,9 +166,7 @@ fn bulk_evaluation_has_an_etag_that_follows_snapshot_and_context() {
     // Another snapshot: a different ETag for the same context.
     let mut changed = flags_with_banner_off();
     changed["ofrep"] = json!({});
-    let app2 = edgeflags_e2e::app("ofrep-changed", || {
-        AppSpec::demo().store(Store::Flags(changed, None))
-    });
+    let app2 = edgeflags_e2e::app(AppSpec::demo().store(Store::Flags(changed, None)));
     let r2 = app2.send(
         post(
             "/ofrep/v1/evaluate/flags",
@@ -235,11 +231,9 @@ fn a_browser_cannot_override_the_edges_geo_but_a_server_can() {
 fn required_auth_refuses_anonymous_calls() {
     let mut f = flags();
     f["ofrep"]["auth"] = json!("required");
-    let app = app("ofrep-required", || {
-        AppSpec::demo()
-            .store(Store::Flags(f, None))
-            .secret("ofrep_token", TOKEN)
-    });
+    let app = app(AppSpec::demo()
+        .store(Store::Flags(f, None))
+        .secret("ofrep_token", TOKEN));
     let r = app.send(post(
         "/ofrep/v1/evaluate/flags/locale",
         json!({"context": {"targetingKey": "u1"}}),

@@ -20,7 +20,7 @@ fn at(instant: &str) -> String {
 
 #[test]
 fn a_weekend_rule_differs_for_tokyo_and_new_york_at_the_same_instant() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let banner = |ip: &str, instant: &str| {
         let r = app.send(
             Req::get("/")
@@ -41,7 +41,7 @@ fn a_weekend_rule_differs_for_tokyo_and_new_york_at_the_same_instant() {
 
 #[test]
 fn the_night_theme_follows_daylight_saving_time_in_new_york() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     // 00:30 UTC is 20:30 EDT (night) on Friday 2026-10-30, but 19:30 EST (not yet night)
     // on Friday 2026-11-06, after clocks went back on 2026-11-01. The geolocation offset
     // alone (-05:00) would get October wrong: the edge uses America/New_York.
@@ -63,7 +63,7 @@ fn the_night_theme_follows_daylight_saving_time_in_new_york() {
 
 #[test]
 fn ten_thousand_users_split_within_one_point_of_the_weights() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let n = 10_000;
     let rt = edgeflags_e2e::runtime();
     // Two workers share the requests, so both cores run guests.
@@ -104,20 +104,16 @@ fn flags_with_fallback(backend: &str) -> serde_json::Value {
 
 #[test]
 fn a_refusing_origin_falls_back_then_errors_cleanly() {
-    let with_fallback = app("sa-refuses-with-fallback", || {
-        AppSpec::demo()
-            .origin("origin_sa", Behaviour::Refuse)
-            .store(Store::Flags(flags_with_fallback("origin_us"), None))
-    });
+    let with_fallback = app(AppSpec::demo()
+        .origin("origin_sa", Behaviour::Refuse)
+        .store(Store::Flags(flags_with_fallback("origin_us"), None)));
     let r = with_fallback.send(Req::get("/checkout").from("203.0.113.40").user("u-fb"));
     assert_eq!(r.status, 200);
     assert_eq!(r.origin_saw()["backend"], "origin_us");
     assert_eq!(r.origin_saw()["path"], "/en/checkout");
     assert_eq!(r.origin_saw()["headers"]["edgeflags-route"], "fallback");
 
-    let without = app("sa-refuses", || {
-        AppSpec::demo().origin("origin_sa", Behaviour::Refuse)
-    });
+    let without = app(AppSpec::demo().origin("origin_sa", Behaviour::Refuse));
     let r = without.send(Req::get("/checkout").from("203.0.113.40").user("u-fb"));
     assert_eq!(r.status, 502);
     assert!(r.body.contains("could not be reached"), "{}", r.body);
@@ -136,7 +132,7 @@ fn a_refusing_origin_falls_back_then_errors_cleanly() {
 
 #[test]
 fn a_hanging_origin_times_out_with_504() {
-    let app = app("eu-hangs", || {
+    let app = app({
         let mut spec = AppSpec::demo().origin("origin_eu", Behaviour::Hang(Duration::from_secs(4)));
         spec.first_byte_timeout = Duration::from_millis(1200);
         spec
@@ -148,9 +144,7 @@ fn a_hanging_origin_times_out_with_504() {
 
 #[test]
 fn an_origin_503_is_a_clean_503_or_the_fallback() {
-    let app = app("apac-503", || {
-        AppSpec::demo().origin("origin_apac", Behaviour::Status(503))
-    });
+    let app = app(AppSpec::demo().origin("origin_apac", Behaviour::Status(503)));
     let r = app.send(Req::get("/").from("203.0.113.10").user("u-503"));
     assert_eq!(r.status, 503);
     assert!(
@@ -158,11 +152,11 @@ fn an_origin_503_is_a_clean_503_or_the_fallback() {
         "the origin's own error body is not passed on: {}",
         r.body
     );
-    let fb = edgeflags_e2e::app("apac-503-fallback", || {
+    let fb = edgeflags_e2e::app(
         AppSpec::demo()
             .origin("origin_apac", Behaviour::Status(503))
-            .store(Store::Flags(flags_with_fallback("origin_us"), None))
-    });
+            .store(Store::Flags(flags_with_fallback("origin_us"), None)),
+    );
     let r = fb.send(Req::get("/").from("203.0.113.10").user("u-503"));
     assert_eq!(
         (r.status, r.origin_saw()["backend"].as_str()),
@@ -179,7 +173,7 @@ fn cache_key(r: &edgeflags_e2e::Reply) -> String {
 
 #[test]
 fn the_cache_key_carries_the_content_decisions_never_the_user() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     // user-1 and user-2 both get checkout v1 (buckets 36503 and 27615, docs/bucketing.md);
     // user-42 gets v2 (bucket 96203).
     let a = app.send(
@@ -242,9 +236,7 @@ fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
             {"id": "other", "clauses": [{"attribute": "x-other", "op": "exists"}], "serve": "on"}
         ]
     });
-    let app = app("custom-attributes", || {
-        AppSpec::demo().store(Store::Flags(f, None))
-    });
+    let app = app(AppSpec::demo().store(Store::Flags(f, None)));
     let pro = |r: Req| app.send(r).decision("pro-feature");
     assert_eq!(
         pro(Req::get("/").user("u").header("x-plan", "pro")).as_deref(),
@@ -273,7 +265,7 @@ fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
 
 #[test]
 fn device_class_comes_from_device_detection_then_the_user_agent() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let device = |ua: &str| {
         app.send(Req::get("/").user("u-dev").header("user-agent", ua))
             .origin_saw()["headers"]["edgeflags-device"]

@@ -30,7 +30,7 @@ fn tokyo_saturday_night() -> Claims {
 
 #[test]
 fn a_valid_token_sets_geo_clock_and_variants() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let token = mint(&tokyo_saturday_night(), DEV_KEY);
     // A visitor in New York (127.0.0.1) previews Tokyo on Saturday night.
     let r = app.send(
@@ -60,7 +60,7 @@ fn a_valid_token_sets_geo_clock_and_variants() {
 }
 
 fn assert_ignored(token: &str, reason: &str) {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let marker = format!("u-ignored-{}", reason.replace(' ', "-"));
     let r = app.send(
         Req::get("/")

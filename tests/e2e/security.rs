@@ -15,7 +15,7 @@ const SECRETS: [(&str, &str); 6] = [
 
 #[test]
 fn secrets_and_raw_user_ids_never_leak_whatever_fails() {
-    let a = app("security-leaks", || {
+    let a = app({
         let mut spec = AppSpec::demo()
             // Signed with another key: the edge refuses the store and says so.
             .store(Store::Entries(packed(&demo_flags(), Some(b"wrong-key"))))
@@ -119,7 +119,7 @@ fn is_echo(r: &edgeflags_e2e::Reply) -> bool {
 
 #[test]
 fn the_id_cookie_is_httponly_secure_and_samesite() {
-    let a = app("demo", AppSpec::demo);
+    let a = app(AppSpec::demo());
     for req in [Req::get("/"), Req::post("/ofrep/v1/evaluate/flags", "{}")] {
         let r = a.send(req);
         let cookie = r

@@ -57,9 +57,7 @@ fn an_edit_to_the_store_is_served_on_the_next_request() {
     let v1 = packed(&demo_flags(), None);
     std::fs::write(&file, serde_json::to_string(&v1).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let app = app("live-store-file", || {
-        AppSpec::demo().store(Store::File(file.clone()))
-    });
+    let app = app(AppSpec::demo().store(Store::File(file.clone())));
     let before = app.send(Req::get("/").user("u-live"));
     assert_eq!(
         before.header("edgeflags-snapshot"),
@@ -92,7 +90,7 @@ fn a_torn_slot_is_served_from_the_other_slot_and_logged() {
         .and_then(|v| v.split_once(':').map(|(_, b)| b.to_string()))
         .unwrap_or_default();
     torn.insert(part, format!("0123456789abcdef:{body}"));
-    let app = app("torn", || AppSpec::demo().store(Store::Entries(torn)));
+    let app = app(AppSpec::demo().store(Store::Entries(torn)));
     let r = app.send(Req::get("/").user("u-torn"));
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -118,11 +116,9 @@ fn a_torn_slot_is_served_from_the_other_slot_and_logged() {
 fn a_bad_signature_is_served_from_the_other_slot_and_logged() {
     let good = packed(&demo_flags(), Some(b"snapshot-key"));
     let forged = repack(&good, &demo_v2(), Some(b"not-the-key"));
-    let app = app("bad-signature", || {
-        AppSpec::demo()
-            .store(Store::Entries(forged))
-            .secret("snapshot_key", "snapshot-key")
-    });
+    let app = app(AppSpec::demo()
+        .store(Store::Entries(forged))
+        .secret("snapshot_key", "snapshot-key"));
     let r = app.send(Req::get("/").user("u-sig"));
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -136,11 +132,11 @@ fn a_bad_signature_is_served_from_the_other_slot_and_logged() {
             .contains("bad signature")
     }));
     // Properly signed snapshots are accepted with the key configured.
-    let signed = edgeflags_e2e::app("good-signature", || {
+    let signed = edgeflags_e2e::app(
         AppSpec::demo()
             .store(Store::Entries(packed(&demo_v2(), Some(b"snapshot-key"))))
-            .secret("snapshot_key", "snapshot-key")
-    });
+            .secret("snapshot_key", "snapshot-key"),
+    );
     let r = signed.send(Req::get("/").user("u-sig"));
     assert_eq!(
         r.header("edgeflags-snapshot"),
@@ -162,9 +158,7 @@ fn a_snapshot_in_a_newer_format_falls_back() {
         POINTER_KEY.into(),
         serde_json::to_string(&pointer).unwrap_or_default(),
     );
-    let app = app("future-format", || {
-        AppSpec::demo().store(Store::Entries(future))
-    });
+    let app = app(AppSpec::demo().store(Store::Entries(future)));
     let r = app.send(Req::get("/").user("u-future"));
     assert_eq!(
         (r.status, r.header("edgeflags-snapshot")),
@@ -196,9 +190,7 @@ fn hundred_flags() -> serde_json::Value {
 fn lookups_stay_within_the_bars_for_100_flags() {
     let v1 = packed(&hundred_flags(), None);
     let parts = v1.len() - 1;
-    let fresh = app("hundred", || {
-        AppSpec::demo().store(Store::Entries(v1.clone()))
-    });
+    let fresh = app(AppSpec::demo().store(Store::Entries(v1.clone())));
     let r = fresh.send(Req::get("/").user("u-100"));
     assert_eq!(r.status, 200);
     assert!(r.decision("rollout-042").is_some());
@@ -221,9 +213,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
         .last();
     let part = pack::Slot::B.part_key(last.unwrap_or_else(|| panic!("slot b was not written")));
     torn.insert(part, "0123456789abcdef:x".into());
-    let app = app("hundred-torn", || {
-        AppSpec::demo().store(Store::Entries(torn))
-    });
+    let app = app(AppSpec::demo().store(Store::Entries(torn)));
     let r = app.send(Req::get("/").user("u-100"));
     let n = lookups(&r);
     assert!(n <= 15, "{n} lookups on fallback");
@@ -232,7 +222,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
 
 #[test]
 fn a_reused_instance_answers_each_request_as_a_fresh_one_would() {
-    let app = app("reuse", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let tokyo = mint(
         &Claims {
             exp: 4_000_000_000,

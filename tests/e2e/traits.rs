@@ -13,27 +13,24 @@ use serde_json::json;
 const TRAITS_KEY: &[u8] = b"dev-traits-key-not-for-production";
 
 fn traits_app() -> std::sync::Arc<edgeflags_e2e::App> {
-    app("traits", || {
-        AppSpec::demo()
-            .secret("explain_token", "explain-me")
-            .secret("ofrep_token", "ofrep-me")
-            .profile(
-                "u-anime",
-                r#"{"traits": {"watch_genre": "anime", "plan": "pro"}}"#,
-            )
-            .profile("u-deals", r#"{"traits": {"buyer": "bargain_hunter"}}"#)
-            .profile(
-                "u-expired",
-                r#"{"traits": {"watch_genre": "anime"}, "expires": 1000}"#,
-            )
-            .profile("u-broken", "{not json")
-            // The form Fastly's generated API client writes: the profile as a JSON string.
-            .profile(
-                "u-quoted",
-                &serde_json::to_string(r#"{"traits":{"buyer":"bargain_hunter"}}"#)
-                    .unwrap_or_default(),
-            )
-    })
+    app(AppSpec::demo()
+        .secret("explain_token", "explain-me")
+        .secret("ofrep_token", "ofrep-me")
+        .profile(
+            "u-anime",
+            r#"{"traits": {"watch_genre": "anime", "plan": "pro"}}"#,
+        )
+        .profile("u-deals", r#"{"traits": {"buyer": "bargain_hunter"}}"#)
+        .profile(
+            "u-expired",
+            r#"{"traits": {"watch_genre": "anime"}, "expires": 1000}"#,
+        )
+        .profile("u-broken", "{not json")
+        // The form Fastly's generated API client writes: the profile as a JSON string.
+        .profile(
+            "u-quoted",
+            &serde_json::to_string(r#"{"traits":{"buyer":"bargain_hunter"}}"#).unwrap_or_default(),
+        ))
 }
 
 fn now() -> i64 {
@@ -280,9 +277,7 @@ fn explain_shows_where_each_trait_came_from() {
 
 #[test]
 fn no_profile_store_and_no_trait_rules_degrade_quietly() {
-    let bare = app("traits-no-store", || {
-        AppSpec::demo().without_profile_store()
-    });
+    let bare = app(AppSpec::demo().without_profile_store());
     let r = bare.send(as_user("alice"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
@@ -302,9 +297,7 @@ fn no_profile_store_and_no_trait_rules_degrade_quietly() {
     if let Some(f) = flags["flags"].as_object_mut() {
         f.remove("recommendations");
     }
-    let unused = app("traits-unused", || {
-        AppSpec::demo().store(Store::Flags(flags, None))
-    });
+    let unused = app(AppSpec::demo().store(Store::Flags(flags, None)));
     let r = unused.send(as_user("alice"));
     assert_eq!(r.status, 200);
     assert_eq!(trait_lookups(&r), Some(0));

@@ -59,7 +59,7 @@ fn engine_zone(ip: &str, at: &str) -> Option<String> {
 
 #[test]
 fn local_time_rules_follow_each_places_own_clock_across_transitions() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let places = [
         // Lord Howe Island: +11:00 until 2026-04-04 15:00 UTC, then +10:30 (Sydney: +10).
         (
@@ -150,7 +150,7 @@ fn local_time_rules_follow_each_places_own_clock_across_transitions() {
 
 #[test]
 fn explain_and_ofrep_say_how_the_zone_was_chosen() {
-    let app = app("demo", AppSpec::demo);
+    let app = app(AppSpec::demo());
     let at = "2026-07-15T10:00:00Z";
     let explained = app
         .send(

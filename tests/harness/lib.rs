@@ -1,9 +1,10 @@
 //! The end-to-end harness: runs the real edge wasm in Viceroy, in-process.
 //!
 //! A test describes an app (flags, store contents, secrets, origin behaviours), gets a
-//! shared [`App`] for it (one Viceroy context per distinct configuration, built once per
-//! test run), then sends requests from chosen client addresses, so geolocation is real,
-//! and asserts on the response, on what the origin received, and on the log lines.
+//! shared [`App`] for it with [`app`] (one Viceroy context per distinct configuration,
+//! keyed on the configuration itself and built once per test run), then sends requests
+//! from chosen client addresses, so geolocation is real, and asserts on the response, on
+//! what the origin received, and on the log lines.
 //!
 //! The wasm is built once per run (`cargo build -p edgeflags-edge --release --target
 //! wasm32-wasip1`), unless `EDGEFLAGS_WASM` names one already built.
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use hyper::{Body, Request};
+use sha2::{Digest, Sha256};
 use viceroy_lib::config::{
     Backend, BackendHealth, Dictionary, FastlyConfig, SecretStore, SecretStores,
     UnknownImportBehavior,
@@ -208,6 +210,66 @@ impl AppSpec {
         self.profiles = None;
         self
     }
+
+    /// What identifies this configuration: SHA-256 of a canonical JSON rendering of every
+    /// field (object keys sorted), so equal specs get one app and different specs never
+    /// share one, whatever order a test built them in.
+    pub fn key(&self) -> String {
+        use serde_json::{Value, json};
+        let store = match &self.store {
+            Store::Flags(flags, key) => json!({"flags": flags, "signing_key": key}),
+            Store::Entries(entries) => json!({ "entries": entries }),
+            Store::File(path) => json!({ "file": path }),
+            Store::Missing => json!("missing"),
+        };
+        let origins: BTreeMap<&String, String> = self
+            .origins
+            .iter()
+            .map(|(k, b)| (k, format!("{b:?}")))
+            .collect();
+        let doc = json!({
+            "store": store,
+            "origins": origins,
+            "secrets": self.secrets,
+            "first_byte_timeout_ns": self.first_byte_timeout.as_nanos().to_string(),
+            "wasm": self.wasm,
+            "profiles": self.profiles,
+        });
+        fn canonical(v: &Value, out: &mut String) {
+            match v {
+                Value::Object(map) => {
+                    let sorted: BTreeMap<&String, &Value> = map.iter().collect();
+                    out.push('{');
+                    for (i, (k, v)) in sorted.into_iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&Value::from(k.as_str()).to_string());
+                        out.push(':');
+                        canonical(v, out);
+                    }
+                    out.push('}');
+                }
+                Value::Array(items) => {
+                    out.push('[');
+                    for (i, v) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        canonical(v, out);
+                    }
+                    out.push(']');
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        let mut text = String::new();
+        canonical(&doc, &mut text);
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// A running app: a Viceroy context, its origins and its captured logs.
@@ -218,20 +280,26 @@ pub struct App {
     pub origins: HashMap<String, Origin>,
 }
 
-/// Returns the app for `name`, building it from `spec` the first time.
-pub fn app(name: &str, spec: impl FnOnce() -> AppSpec) -> Arc<App> {
-    static APPS: OnceLock<Mutex<HashMap<String, Arc<App>>>> = OnceLock::new();
-    let apps = APPS.get_or_init(Default::default);
-    let mut guard = apps.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(a) = guard.get(name) {
-        return a.clone();
-    }
-    let built = match App::start(spec()) {
-        Ok(a) => Arc::new(a),
-        Err(e) => panic!("cannot start app `{name}`: {e:#}"),
+/// Returns the app for `spec`, building it the first time this configuration is asked
+/// for: tests with equal specs share one app (and its logs), different specs never do.
+/// Different configurations are built concurrently; a test asking for one being built
+/// waits for that build only.
+pub fn app(spec: AppSpec) -> Arc<App> {
+    type Cell = Arc<OnceLock<Arc<App>>>;
+    static APPS: OnceLock<Mutex<HashMap<String, Cell>>> = OnceLock::new();
+    let key = spec.key();
+    let cell = {
+        let mut apps = APPS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        apps.entry(key.clone()).or_default().clone()
     };
-    guard.insert(name.to_string(), built.clone());
-    built
+    cell.get_or_init(|| match App::start(spec) {
+        Ok(a) => Arc::new(a),
+        Err(e) => panic!("cannot start the app of spec {key}: {e:#}"),
+    })
+    .clone()
 }
 
 fn base_config(spec: &AppSpec) -> Result<FastlyConfig> {
@@ -590,5 +658,77 @@ impl Reply {
             let (k, v) = d.split_once('=')?;
             (k == flag).then(|| v.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_specs_share_a_key_whatever_order_they_were_built_in() {
+        assert_eq!(AppSpec::demo().key(), AppSpec::demo().key());
+        let a = AppSpec::demo()
+            .secret("one", "1")
+            .secret("two", "2")
+            .origin("origin_us", Behaviour::Status(500))
+            .origin("origin_eu", Behaviour::Refuse);
+        let b = AppSpec::demo()
+            .origin("origin_eu", Behaviour::Refuse)
+            .secret("two", "2")
+            .origin("origin_us", Behaviour::Status(500))
+            .secret("one", "1");
+        assert_eq!(a.key(), b.key());
+        let flags = |order: &[(&str, serde_json::Value)]| {
+            let mut f = serde_json::Map::new();
+            for (k, v) in order {
+                f.insert((*k).to_string(), v.clone());
+            }
+            AppSpec::demo().store(Store::Flags(serde_json::Value::Object(f), None))
+        };
+        let (x, y) = (
+            ("x", serde_json::json!(1)),
+            ("y", serde_json::json!({"b": 2, "a": 1})),
+        );
+        assert_eq!(flags(&[x.clone(), y.clone()]).key(), flags(&[y, x]).key());
+    }
+
+    #[test]
+    fn any_difference_in_a_spec_is_another_key() {
+        let demo = AppSpec::demo();
+        let mut flags = demo_flags();
+        flags["flags"]["banner"]["on"] = serde_json::json!(false);
+        let mut timeout = AppSpec::demo();
+        timeout.first_byte_timeout = Duration::from_millis(1200);
+        let entries = |v: &str| {
+            AppSpec::demo().store(Store::Entries(BTreeMap::from([(
+                "edgeflags.pointer".to_string(),
+                v.to_string(),
+            )])))
+        };
+        let variants = [
+            AppSpec::demo().store(Store::Flags(flags.clone(), None)),
+            AppSpec::demo().store(Store::Flags(demo_flags(), Some(b"key".to_vec()))),
+            AppSpec::demo().store(Store::Missing),
+            AppSpec::demo().store(Store::File(PathBuf::from("/tmp/store.json"))),
+            entries("a"),
+            entries("b"),
+            AppSpec::demo().origin("origin_us", Behaviour::Status(500)),
+            AppSpec::demo().origin("origin_us", Behaviour::Status(503)),
+            AppSpec::demo().origin("origin_us", Behaviour::Hang(Duration::from_secs(4))),
+            AppSpec::demo().secret("ofrep_token", "t1"),
+            AppSpec::demo().secret("ofrep_token", "t2"),
+            AppSpec::demo().profile("u1", "{}"),
+            AppSpec::demo().without_profile_store(),
+            timeout,
+            AppSpec {
+                wasm: Some(PathBuf::from("other.wasm")),
+                ..AppSpec::demo()
+            },
+        ];
+        let mut keys = vec![demo.key()];
+        keys.extend(variants.iter().map(AppSpec::key));
+        let distinct: HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:#?}");
     }
 }
