@@ -75,10 +75,12 @@ fn main() -> Result<()> {
     }
     let edge_app = edgeflags_e2e::app(AppSpec {
         wasm: Some(edge.into()),
+        stock_epoch: true,
         ..AppSpec::demo().store(edgeflags_e2e::Store::Flags(flags, None))
     });
     let pass_app = edgeflags_e2e::app(AppSpec {
         wasm: Some(pass.into()),
+        stock_epoch: true,
         ..AppSpec::demo()
     });
     let (edge_addr, pass_addr) = (edge_app.serve_http()?, pass_app.serve_http()?);

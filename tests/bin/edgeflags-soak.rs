@@ -132,7 +132,10 @@ fn main() -> Result<()> {
     let all = versions(8);
     let mut store = BTreeMap::new();
     push(&file, &mut store, &all[0].0, &all[0].1)?;
-    let app = edgeflags_e2e::app(AppSpec::demo().store(Store::File(file.clone())));
+    let app = edgeflags_e2e::app(AppSpec {
+        stock_epoch: true,
+        ..AppSpec::demo().store(Store::File(file.clone()))
+    });
     let addr = app.serve_http()?;
     let rt = runtime();
     let t0 = Instant::now();

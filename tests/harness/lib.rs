@@ -153,6 +153,10 @@ pub struct AppSpec {
     /// The profile store (`edgeflags_profiles`): `None` leaves it out; otherwise its
     /// entries, on top of `config-store/profiles.json`.
     pub profiles: Option<BTreeMap<String, String>>,
+    /// Keeps Viceroy's epoch ticks every 50 µs, as shipped (the load and soak runs, which
+    /// measure Viceroy itself). Otherwise they are coarsened to about 10 ms, which changes
+    /// nothing a test can see but the CPU Viceroy burns while contexts sit idle.
+    pub stock_epoch: bool,
 }
 
 impl Default for AppSpec {
@@ -168,6 +172,7 @@ impl Default for AppSpec {
             first_byte_timeout: Duration::from_secs(2),
             wasm: None,
             profiles: Some(BTreeMap::new()),
+            stock_epoch: false,
         }
     }
 }
@@ -234,6 +239,7 @@ impl AppSpec {
             "first_byte_timeout_ns": self.first_byte_timeout.as_nanos().to_string(),
             "wasm": self.wasm,
             "profiles": self.profiles,
+            "stock_epoch": self.stock_epoch,
         });
         fn canonical(v: &Value, out: &mut String) {
             match v {
@@ -357,6 +363,20 @@ fn base_config(spec: &AppSpec) -> Result<FastlyConfig> {
         .context("loading fastly.toml into Viceroy")
 }
 
+/// Lets the kernel delay this thread's timer wake-ups by up to 10 ms (threads it spawns
+/// inherit that), instead of the default 50 µs.
+#[cfg(target_os = "linux")]
+fn coarse_timer_slack() {
+    const SLACK_NS: libc::c_ulong = 10_000_000;
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and changes only the calling
+    // thread's timer slack; no memory is passed.
+    let rc = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, SLACK_NS, 0, 0, 0) };
+    debug_assert_eq!(rc, 0, "PR_SET_TIMERSLACK failed");
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_timer_slack() {}
+
 fn absolutize(t: &mut toml::Table) {
     if let Some(toml::Value::String(f)) = t.get_mut("file") {
         *f = root().join(&*f).to_string_lossy().into_owned();
@@ -420,7 +440,7 @@ impl App {
         secret_stores.add_store("edgeflags_secrets".into(), secret_store);
         let logs = Arc::new(Mutex::new(Vec::new()));
         let module = spec.wasm.clone().unwrap_or_else(|| wasm().to_path_buf());
-        let ctx = ExecuteCtx::build(
+        let builder = ExecuteCtx::build(
             &module,
             ProfilingConfig::None,
             HashSet::new(),
@@ -434,8 +454,27 @@ impl App {
         .with_device_detection(cfg.device_detection().clone())
         .with_secret_stores(secret_stores)
         .with_object_stores(cfg.object_stores().clone())
-        .with_capture_logs(logs.clone())
-        .finish()?;
+        .with_capture_logs(logs.clone());
+        // Viceroy gives every context a thread that sleeps 50 µs and advances the wasm
+        // epoch, for as long as the context lives (guests yield to the host at each tick).
+        // A test run keeps some 30 contexts alive, and their tens of thousands of wake-ups
+        // a second took a quarter of the suite's CPU, most of it system time. The thread
+        // inherits the timer slack of the thread that builds the context, so contexts are
+        // built on a thread whose slack lets the kernel coalesce those wake-ups: the
+        // epoch then ticks about every 10 ms. Guests behave the same; a busy one yields
+        // less often.
+        let ctx = if spec.stock_epoch {
+            builder.finish()?
+        } else {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    coarse_timer_slack();
+                    builder.finish()
+                })
+                .join()
+            })
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))?
+        };
         Ok(App { ctx, logs, origins })
     }
 
@@ -723,6 +762,10 @@ mod tests {
             timeout,
             AppSpec {
                 wasm: Some(PathBuf::from("other.wasm")),
+                ..AppSpec::demo()
+            },
+            AppSpec {
+                stock_epoch: true,
                 ..AppSpec::demo()
             },
         ];
