@@ -68,3 +68,47 @@ fn demo_routes_by_locale_and_continent() {
         )
     );
 }
+
+#[test]
+fn demo_checkout_splits_ten_thousand_users_within_one_point_of_its_weights() {
+    // This statistical check ran through Viceroy as 10,000 requests; the edge decides with
+    // these same engine calls (the end-to-end test `the_same_user_key_always_gets_the_same
+    // _variant` checks edge and engine agree user by user), so it runs natively here.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config-store/flags.json"
+    ))
+    .unwrap_or_default();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let split = file["flags"]["checkout"]["default"]["split"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let weight = |v: &str| {
+        split
+            .iter()
+            .find(|s| s["variant"] == v)
+            .and_then(|s| s["weight"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let v2_weight = weight("v2") * 100.0 / (weight("v1") + weight("v2"));
+    let snap = demo();
+    let now = at("2026-11-25T12:00:00Z");
+    let n = 10_000;
+    // A visitor from 127.0.0.1 (New York) with no User-Agent, as the edge sees one.
+    let v2 = (0..n)
+        .filter(|i| {
+            let ctx = Context::with_key(&format!("split-user-{i}"))
+                .with("country", "US")
+                .with("region", "NY")
+                .with("continent", "NA")
+                .with("device", "bot");
+            snap.evaluate("checkout", &ctx, now).variant == Some("v2")
+        })
+        .count();
+    let share = v2 as f64 * 100.0 / f64::from(n);
+    assert!(
+        v2_weight > 0.0 && (share - v2_weight).abs() <= 1.0,
+        "v2 share {share:.2}% is not within 1 point of its weight {v2_weight}%"
+    );
+}
