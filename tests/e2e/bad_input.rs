@@ -119,19 +119,12 @@ fn ten_thousand_character_user_ids_are_refused() {
 
 #[test]
 fn cr_lf_never_reaches_a_header() {
-    let app = app({
-        let mut flags = edgeflags_e2e::demo_flags();
-        flags["context"] = json!({
-            "headers": {"x-plan": "plan"},
-            "cookies": {"plan": "plan_cookie"},
-            "query": {"utm_source": "source"}
-        });
-        AppSpec::demo().store(edgeflags_e2e::Store::Flags(flags, None))
-    });
+    // A header, a cookie and a query parameter allowed as custom attributes.
+    let app = app(crate::personalization::custom_attributes());
     let injected = [
         Req::get("/?utm_source=x%0d%0aSet-Cookie:%20evil=1"),
         Req::get("/?ef_preview=x%0d%0aX-Evil:%201"),
-        Req::get("/").header("cookie", "plan=a%0d%0aX-Evil:%201"),
+        Req::get("/").header("cookie", "plan_cookie=a%0d%0aX-Evil:%201"),
         Req::get("/").header("x-plan", "a%0D%0AX-Evil: 1"),
         Req::get("/path%0d%0aX-Evil:%201"),
     ];

@@ -125,7 +125,8 @@ fn each_store_fault_serves_200_and_tells_the_operator_why() {
 
 #[test]
 fn an_origin_500_is_a_plain_502_and_a_log_line() {
-    let a = app(AppSpec::demo().origin("origin_us", Behaviour::Status(500)));
+    // Every regional origin fails its own way there; origin_us answers 500.
+    let a = app(crate::personalization::failing_origins());
     let r = a.send(Req::get("/account").from("203.0.113.30").user("u-500"));
     assert_eq!(r.status, 502);
     assert!(r.body.contains("could not answer"), "{}", r.body);

@@ -69,18 +69,39 @@ fn flags_with_fallback(backend: &str) -> serde_json::Value {
     f
 }
 
+/// Every regional origin failing its own way, so that the origin-failure tests share one
+/// Viceroy context: `origin_us` (New York) answers 500, `origin_eu` (Paris) hangs past
+/// the backends' 1.2 s first-byte timeout (the edge counts a failure after 1 s as a
+/// timeout), `origin_apac` (Tokyo) answers 503 and `origin_sa` (Sao Paulo) refuses.
+pub(crate) fn failing_origins() -> AppSpec {
+    let mut spec = AppSpec::demo()
+        .origin("origin_us", Behaviour::Status(500))
+        .origin("origin_eu", Behaviour::Hang(Duration::from_secs(4)))
+        .origin("origin_apac", Behaviour::Status(503))
+        .origin("origin_sa", Behaviour::Refuse);
+    spec.first_byte_timeout = Duration::from_millis(1200);
+    spec
+}
+
+/// The 503 and refusing origins again, behind a route fallback to the echoing
+/// `origin_us`.
+fn failing_origins_with_fallback() -> AppSpec {
+    AppSpec::demo()
+        .origin("origin_apac", Behaviour::Status(503))
+        .origin("origin_sa", Behaviour::Refuse)
+        .store(Store::Flags(flags_with_fallback("origin_us"), None))
+}
+
 #[test]
 fn a_refusing_origin_falls_back_then_errors_cleanly() {
-    let with_fallback = app(AppSpec::demo()
-        .origin("origin_sa", Behaviour::Refuse)
-        .store(Store::Flags(flags_with_fallback("origin_us"), None)));
+    let with_fallback = app(failing_origins_with_fallback());
     let r = with_fallback.send(Req::get("/checkout").from("203.0.113.40").user("u-fb"));
     assert_eq!(r.status, 200);
     assert_eq!(r.origin_saw()["backend"], "origin_us");
     assert_eq!(r.origin_saw()["path"], "/en/checkout");
     assert_eq!(r.origin_saw()["headers"]["edgeflags-route"], "fallback");
 
-    let without = app(AppSpec::demo().origin("origin_sa", Behaviour::Refuse));
+    let without = app(failing_origins());
     let r = without.send(Req::get("/checkout").from("203.0.113.40").user("u-fb"));
     assert_eq!(r.status, 502);
     assert!(r.body.contains("could not be reached"), "{}", r.body);
@@ -99,11 +120,7 @@ fn a_refusing_origin_falls_back_then_errors_cleanly() {
 
 #[test]
 fn a_hanging_origin_times_out_with_504() {
-    let app = app({
-        let mut spec = AppSpec::demo().origin("origin_eu", Behaviour::Hang(Duration::from_secs(4)));
-        spec.first_byte_timeout = Duration::from_millis(1200);
-        spec
-    });
+    let app = app(failing_origins());
     let r = app.send(Req::get("/").from("203.0.113.20").user("u-hang"));
     assert_eq!(r.status, 504, "{} {:?}", r.body, app.logs());
     assert!(r.body.contains("did not answer in time"));
@@ -111,7 +128,7 @@ fn a_hanging_origin_times_out_with_504() {
 
 #[test]
 fn an_origin_503_is_a_clean_503_or_the_fallback() {
-    let app = app(AppSpec::demo().origin("origin_apac", Behaviour::Status(503)));
+    let app = app(failing_origins());
     let r = app.send(Req::get("/").from("203.0.113.10").user("u-503"));
     assert_eq!(r.status, 503);
     assert!(
@@ -119,11 +136,7 @@ fn an_origin_503_is_a_clean_503_or_the_fallback() {
         "the origin's own error body is not passed on: {}",
         r.body
     );
-    let fb = edgeflags_e2e::app(
-        AppSpec::demo()
-            .origin("origin_apac", Behaviour::Status(503))
-            .store(Store::Flags(flags_with_fallback("origin_us"), None)),
-    );
+    let fb = edgeflags_e2e::app(failing_origins_with_fallback());
     let r = fb.send(Req::get("/").from("203.0.113.10").user("u-503"));
     assert_eq!(
         (r.status, r.origin_saw()["backend"].as_str()),
@@ -191,8 +204,9 @@ fn the_cache_key_carries_the_content_decisions_never_the_user() {
     );
 }
 
-#[test]
-fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
+/// The demo flags with custom attributes allowed from a header, a cookie and a query
+/// parameter, and a flag with a rule on each (`bad_input.rs` sends CR/LF through them).
+pub(crate) fn custom_attributes() -> AppSpec {
     let mut f = demo_flags();
     f["context"] = json!({"headers": {"x-plan": "plan"}, "cookies": {"plan_cookie": "plan"}, "query": {"utm_source": "source"}});
     f["flags"]["pro-feature"] = json!({
@@ -203,7 +217,12 @@ fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
             {"id": "other", "clauses": [{"attribute": "x-other", "op": "exists"}], "serve": "on"}
         ]
     });
-    let app = app(AppSpec::demo().store(Store::Flags(f, None)));
+    AppSpec::demo().store(Store::Flags(f, None))
+}
+
+#[test]
+fn custom_attributes_come_only_from_the_allow_list_and_are_bounded() {
+    let app = app(custom_attributes());
     let pro = |r: Req| app.send(r).decision("pro-feature");
     assert_eq!(
         pro(Req::get("/").user("u").header("x-plan", "pro")).as_deref(),
