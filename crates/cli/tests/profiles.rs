@@ -110,8 +110,12 @@ fn write(name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// The key file, written once: rewriting it for every command let a command of another
+/// test read it truncated (an empty key, so other hashes: a flaky test under load).
 fn key_file() -> PathBuf {
-    write("hash.key", &format!("{KEY}\n"))
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| write("hash.key", &format!("{KEY}\n")))
+        .clone()
 }
 
 impl Fake {
