@@ -235,13 +235,10 @@ fn a_request_body_reaches_the_origin_whole_and_again_on_the_fallback() {
     assert_eq!(saw["body"], "card=4242", "{saw}");
 }
 
-/// An app whose Sao Paulo origin refuses, with a fallback to origin_us.
+/// The failing-origins app of `personalization.rs`: Sao Paulo's origin refuses, with a
+/// fallback to origin_us (one Viceroy context for both modules).
 fn app_with_fallback() -> Arc<App> {
-    let mut f = edgeflags_e2e::demo_flags();
-    f["routes"]["fallback"] = json!({ "backend": "origin_us", "path_prefix": "/en" });
-    app(AppSpec::demo()
-        .origin("origin_sa", Behaviour::Refuse)
-        .store(edgeflags_e2e::Store::Flags(f, None)))
+    app(crate::personalization::failing_origins_with_fallback())
 }
 
 #[test]

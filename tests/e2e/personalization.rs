@@ -85,7 +85,7 @@ pub(crate) fn failing_origins() -> AppSpec {
 
 /// The 503 and refusing origins again, behind a route fallback to the echoing
 /// `origin_us`.
-fn failing_origins_with_fallback() -> AppSpec {
+pub(crate) fn failing_origins_with_fallback() -> AppSpec {
     AppSpec::demo()
         .origin("origin_apac", Behaviour::Status(503))
         .origin("origin_sa", Behaviour::Refuse)
