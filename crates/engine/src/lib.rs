@@ -23,6 +23,7 @@ pub mod forward;
 pub mod fuzzing;
 pub mod header_value;
 pub mod identity;
+pub mod lint;
 pub mod model;
 pub mod pack;
 pub mod place;
