@@ -22,6 +22,7 @@ pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header_value;
+pub mod history;
 pub mod identity;
 pub mod lint;
 pub mod model;
