@@ -1,5 +1,5 @@
-//! The `edgeflags` command: validate and pack flag files, explain and simulate decisions,
-//! push them to the live store, report on experiments, and mint preview tokens.
+//! The `edgeflags` command: validate, lint and pack flag files, explain and simulate
+//! decisions, push them to the live store, report on experiments, and mint preview tokens.
 //!
 //! This file parses the command line and hands each command to its room, one module per
 //! command group next to its arguments. Arrows point one way: `main` names the commands; a
@@ -12,6 +12,7 @@ mod explain;
 mod flagfile;
 mod input;
 mod keys;
+mod lint;
 mod live;
 mod pack;
 mod profiles;
@@ -57,6 +58,13 @@ enum Command {
     ///
     /// Example: edgeflags simulate config-store/flags.json --users 100000 --countries JP=30,US=50,FR=20
     Simulate(simulate::SimulateArgs),
+    /// List the stale flags of a flag file: flags past `expires`, flags serving one
+    /// variant to everyone, prerequisites on flags about to be removed, unused segments.
+    ///
+    /// Exits 0 when nothing is stale, 1 when something is.
+    ///
+    /// Example: edgeflags lint config-store/flags.json --at 2026-12-01T00:00:00Z
+    Lint(lint::LintArgs),
     /// Show, flag by flag, what pushing FILE would change in the live config store.
     /// Writes nothing.
     ///
@@ -118,6 +126,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => live::diff(args),
         Command::Push(args) => live::push(args),
         Command::Rollback(args) => live::rollback(args),
+        Command::Lint(args) => lint::lint(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Profiles(cmd) => profiles::run(cmd),
         Command::TraitsCookie(args) => tokens::traits_cookie(args),

@@ -351,3 +351,91 @@ fn report_summarises_exposures_and_conversions_with_intervals() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains(">checkout</text>") && svg.contains("20.00% [13.34, 28.88] n=100"));
 }
+
+#[test]
+fn lint_finds_each_kind_of_stale_flag_and_nothing_in_the_demo() {
+    let at = "2026-12-01T00:00:00Z";
+    let stale = "crates/cli/tests/data/stale-flags.json";
+    let out = edgeflags(&["lint", stale, "--at", at]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("4 things stale at 2026-12-01T00:00:00Z"),
+        "{shown}"
+    );
+    for expected in [
+        "temporary flag `holiday-banner` expired on 2026-10-31",
+        "`dark-mode` serves `on` to everyone (every target, rule and the default serve it)",
+        "`nav-tooltips` has a prerequisite on `new-nav`, which expires on 2026-12-10",
+        "segment `spring-sale-2025` is used by no flag rule or route",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing `{expected}` in:\n{shown}"
+        );
+    }
+    let json = edgeflags(&["lint", stale, "--at", at, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap_or_default();
+    let found: Vec<(&str, &str, &str)> = v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    let s = |k: &str| f[k].as_str().unwrap_or_default();
+                    (s("kind"), s("subject"), s("path"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        found,
+        [
+            ("one_variant", "dark-mode", "$.flags.dark-mode"),
+            (
+                "expired",
+                "holiday-banner",
+                "$.flags.holiday-banner.expires"
+            ),
+            (
+                "stale_prerequisite",
+                "nav-tooltips",
+                "$.flags.nav-tooltips.prerequisites[0]"
+            ),
+            (
+                "unused_segment",
+                "spring-sale-2025",
+                "$.segments.spring-sale-2025"
+            ),
+        ]
+    );
+    // A shorter look-ahead: new-nav is not about to go yet.
+    let short = edgeflags(&["lint", stale, "--at", at, "--soon", "5"]);
+    assert!(!String::from_utf8_lossy(&short.stdout).contains("nav-tooltips"));
+
+    let demo = edgeflags(&["lint", "config-store/flags.json", "--at", at]);
+    assert_eq!(
+        demo.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&demo.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&demo.stdout).contains("nothing stale at 2026-12-01T00:00:00Z")
+    );
+    // The instant matters: the demo's checkout experiment is due on 2027-03-31.
+    let later = edgeflags(&[
+        "lint",
+        "config-store/flags.json",
+        "--at",
+        "2027-04-01T00:00:00Z",
+    ]);
+    assert_eq!(later.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&later.stdout).contains("`checkout` expired on 2027-03-31"));
+
+    let bad = scratch("lint-bad.json");
+    std::fs::write(&bad, r#"{"flags": {"f": {"type": "boolean"}}}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = edgeflags(&["lint", &bad.to_string_lossy(), "--at", at]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fix these first"));
+}
