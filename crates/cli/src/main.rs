@@ -1,5 +1,6 @@
 //! The `edgeflags` command: validate, lint and pack flag files, explain and simulate
-//! decisions, push them to the live store, report on experiments, and mint preview tokens.
+//! decisions, push them to the live store per environment (with history, rollback to any
+//! kept version and promotion), report on experiments, and mint preview tokens.
 //!
 //! This file parses the command line and hands each command to its room, one module per
 //! command group next to its arguments. Arrows point one way: `main` names the commands; a
@@ -68,18 +69,31 @@ enum Command {
     /// Show, flag by flag, what pushing FILE would change in the live config store.
     /// Writes nothing.
     ///
-    /// Example: FASTLY_API_TOKEN=... edgeflags diff config-store/flags.json --store-id 5kxyz
+    /// Example: FASTLY_API_TOKEN=... edgeflags diff config-store/flags.json --env production
     Diff(live::LiveArgs),
     /// Push FILE to the live config store: show the diff, write the idle slot and flip the
-    /// pointer, in one bulk request. The edge serves it on the next request.
+    /// pointer, in one bulk request, recorded in the store's history (who, when, which
+    /// commit, why). The edge serves it on the next request.
     ///
-    /// Example: FASTLY_API_TOKEN=... edgeflags push config-store/flags.json --store-id 5kxyz
-    Push(live::LiveArgs),
+    /// Example: FASTLY_API_TOKEN=... edgeflags push config-store/flags.json --env staging -m "Checkout v2 to 50%"
+    Push(live::PushArgs),
     /// Flip the live config store back to the previous slot and drop the version that was
-    /// active, in one bulk request: the store is as it was before the last push.
+    /// active, in one bulk request: the snapshot is as it was before the last push. With
+    /// --to, put back any version the history keeps instead (into the idle slot, the
+    /// pointer flipped).
     ///
-    /// Example: FASTLY_API_TOKEN=... edgeflags rollback --store-id 5kxyz
-    Rollback(live::StoreArgs),
+    /// Example: FASTLY_API_TOKEN=... edgeflags rollback --env production --to 02436c41
+    Rollback(live::RollbackArgs),
+    /// List the changes of a store's live snapshot, newest first: version, time, action,
+    /// author, commit, message, flag-level changes, and whether `rollback --to` can reach it.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags history --env production
+    History(live::HistoryArgs),
+    /// Make live in environment TO exactly the payload FROM serves (compared by SHA-256):
+    /// show the diff, refuse if TO moved since, write, and read TO back.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags promote staging production --version 02436c4194312be0
+    Promote(live::PromoteArgs),
     /// Summarise an exposure/conversion log (JSON lines from the `edgeflags_events`
     /// endpoint): per flag and variant, users exposed, users converted, conversion rate
     /// with a 95% interval, and a chart; per country, users exposed.
@@ -126,6 +140,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => live::diff(args),
         Command::Push(args) => live::push(args),
         Command::Rollback(args) => live::rollback(args),
+        Command::History(args) => live::history(args),
+        Command::Promote(args) => live::promote(args),
         Command::Lint(args) => lint::lint(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Profiles(cmd) => profiles::run(cmd),
