@@ -1,7 +1,8 @@
-//! The live-store commands (`push`, `diff`, `rollback`, `history`, `promote`) against a
-//! local HTTP server that answers as Fastly's config-store API does (documented paths,
-//! auth header, bulk operations, single items, errors, rate limiting), parses each
-//! request with the `fastly-api` crate's own models, and keeps the state of a few stores.
+//! The live-store commands (`push`, `diff`, `rollback`, `history`, `promote`, and the CI
+//! script `scripts/flags-ci`) against a local HTTP server that answers as Fastly's
+//! config-store API does (documented paths, auth header, bulk operations, single items,
+//! errors, rate limiting), parses each request with the `fastly-api` crate's own models,
+//! and keeps the state of a few stores.
 
 mod common;
 mod config_store;
@@ -626,4 +627,73 @@ fn a_change_landing_between_the_diff_and_the_flip_is_refused() {
         text(&out)
     );
     assert_eq!(fake.patches(), patches);
+}
+
+#[test]
+fn the_ci_script_checks_diffs_pushes_and_promotes_as_the_workflow_runs_it() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let workflow = std::fs::read_to_string(root.join(".github/workflows/flags.yml"))
+        .unwrap_or_else(|e| panic!("the workflow: {e}"));
+    for step in [
+        "run: scripts/flags-ci validate",
+        "run: scripts/flags-ci lint",
+        "run: scripts/flags-ci diff production",
+        "run: scripts/flags-ci push staging",
+        "run: scripts/flags-ci promote staging production",
+        "environment: production",
+    ] {
+        assert!(workflow.contains(step), "the workflow lacks `{step}`");
+    }
+    let fake = start();
+    let (output, summary) = (scratch("github-output"), scratch("step-summary"));
+    let script = |args: &[&str], token: &str| {
+        Command::new("bash")
+            .arg(root.join("scripts/flags-ci"))
+            .args(args)
+            .env("EDGEFLAGS", env!("CARGO_BIN_EXE_edgeflags"))
+            .env("EDGEFLAGS_ENVIRONMENTS", environments())
+            .env("EDGEFLAGS_API_URL", format!("http://{}", fake.addr))
+            .env("EDGEFLAGS_LINT_AT", "2026-12-01T00:00:00Z")
+            .env("EDGEFLAGS_AUTHOR", "ci")
+            .env("FASTLY_API_TOKEN", token)
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for step in [&["validate"][..], &["lint"]] {
+        let out = script(step, TOKEN);
+        assert!(out.status.success(), "{step:?}: {}", text(&out));
+    }
+    let fork = script(&["diff", "production"], "");
+    assert!(
+        fork.status.success() && text(&fork).contains("no live diff"),
+        "{}",
+        text(&fork)
+    );
+    let diff = script(&["diff", "production"], TOKEN);
+    assert!(
+        diff.status.success() && text(&diff).contains("no snapshot yet"),
+        "{}",
+        text(&diff)
+    );
+    let shown = std::fs::read_to_string(&summary).unwrap_or_default();
+    assert!(
+        shown.contains("what merging changes in `production`") && shown.contains("no snapshot yet"),
+        "{shown}"
+    );
+    let push = script(&["push", "staging"], TOKEN);
+    assert!(push.status.success(), "{}", text(&push));
+    let version = version_of("config-store/flags.json");
+    let outputs = std::fs::read_to_string(&output).unwrap_or_default();
+    assert!(
+        outputs.contains(&format!("version={version}\n")),
+        "{outputs}"
+    );
+    let promote = script(&["promote", "staging", "production"], TOKEN);
+    assert!(promote.status.success(), "{}", text(&promote));
+    assert_eq!(fake.live(PRODUCTION), fake.live(STAGING));
+    assert_eq!(fake.live(PRODUCTION).0, version);
+    let after = script(&["diff", "production"], TOKEN);
+    assert!(text(&after).contains("is already live"), "{}", text(&after));
 }
