@@ -1,9 +1,11 @@
-//! Config snapshots at the edge: live store edits, torn and badly signed slots, formats
-//! from the future, lookup counts, and reused instances that forget every request.
+//! Config snapshots at the edge: live store edits, a version put back from the history,
+//! torn and badly signed slots, formats from the future, lookup counts, and reused
+//! instances that forget every request.
 
 use std::collections::BTreeMap;
 
 use edgeflags_e2e::{AppSpec, Reply, Req, Store, app, demo_flags, packed};
+use edgeflags_engine::history::{self, Action, Change};
 use edgeflags_engine::pack::{self, POINTER_KEY, Pointer};
 use edgeflags_engine::preview::{Claims, mint};
 use serde_json::json;
@@ -77,6 +79,93 @@ fn an_edit_to_the_store_is_served_on_the_next_request() {
         "checkout is off in v2"
     );
     assert_eq!(health(&app)["slot"], "b");
+}
+
+#[test]
+fn a_version_put_back_from_the_history_is_served_byte_for_byte() {
+    // Three pushes recorded in the store's history, as `edgeflags push` writes them, then
+    // `rollback --to` the second: checkout off for everyone.
+    let releases = [demo_flags(), demo_v2(), {
+        let mut f = demo_flags();
+        f["flags"]["banner"]["on"] = json!(false);
+        f
+    }];
+    let mut store = BTreeMap::new();
+    let mut payloads = Vec::new();
+    for (i, flags) in releases.iter().enumerate() {
+        let version = version_of(flags);
+        let packed = pack::pack(
+            &flags.to_string(),
+            &version,
+            &history::without_history(&store),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let about = Change {
+            action: Action::Push,
+            at: format!("2026-11-29T12:00:0{i}Z"),
+            author: "e2e".into(),
+            commit: Some(format!("commit{i}")),
+            message: format!("release {i}"),
+            changes: Vec::new(),
+        };
+        match history::record(&store, packed, about, 20) {
+            Ok(r) => r.change.apply(&mut store),
+            Err(e) => panic!("{e}"),
+        }
+        let served = pack::read(|k| store.get(k).cloned(), None).result;
+        payloads.push(
+            served
+                .map(|l| l.payload)
+                .unwrap_or_else(|e| panic!("{e:?}")),
+        );
+    }
+    let v2 = version_of(&demo_v2());
+    let kept = history::read(&store);
+    let record = history::find(&kept, &v2[..8]).unwrap_or_else(|e| panic!("{e}"));
+    let restored = history::restore(&store, record, None).unwrap_or_else(|e| panic!("{e}"));
+    let about = Change {
+        action: Action::Rollback,
+        at: "2026-11-29T12:01:00Z".into(),
+        author: "e2e".into(),
+        commit: record.commit.clone(),
+        message: format!("rollback to {v2}"),
+        changes: Vec::new(),
+    };
+    match history::record(&store, restored, about, 20) {
+        Ok(r) => r.change.apply(&mut store),
+        Err(e) => panic!("{e}"),
+    }
+    let live = pack::read(|k| store.get(k).cloned(), None).result;
+    assert_eq!(
+        live.map(|l| l.payload).ok().as_ref(),
+        Some(&payloads[1]),
+        "byte for byte"
+    );
+
+    let dir = std::env::temp_dir().join(format!("edgeflags-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("history-store.json");
+    std::fs::write(&file, serde_json::to_string(&store).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let app = app("history-rollback", || {
+        AppSpec::demo().store(Store::File(file.clone()))
+    });
+    // visitor-3 is in checkout's v2 half; the restored version has checkout off.
+    let r = app.send(Req::get("/").user("visitor-3"));
+    assert_eq!(r.header("edgeflags-snapshot"), Some(v2.as_str()));
+    assert_eq!(r.decision("checkout").as_deref(), Some("v1"));
+    assert_eq!(
+        lookups(&r),
+        2,
+        "the pointer and one part: the history costs no lookup"
+    );
+    // Pushes went to slots a, b, a; the version put back went to the idle one.
+    let h = health(&app);
+    assert_eq!(
+        (h["source"].as_str(), h["slot"].as_str()),
+        (Some("store"), Some("b"))
+    );
 }
 
 #[test]
