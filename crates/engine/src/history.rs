@@ -825,6 +825,41 @@ mod tests {
     }
 
     #[test]
+    fn a_version_put_back_is_signed_with_the_key_given_else_as_recorded() {
+        let mut store = BTreeMap::new();
+        for n in 1..=2 {
+            let json = flags(&format!("v{n}"), 10);
+            let packed = pack::pack(
+                &json,
+                &version(&json),
+                &without_history(&store),
+                Some(b"old"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            record(&store, packed, about(n), 5)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .change
+                .apply(&mut store);
+        }
+        let first = read(&store).records[0].clone();
+        let verified = |s: &BTreeMap<String, String>, key: &[u8]| {
+            pack::read(|k| s.get(k).cloned(), Some(key))
+                .result
+                .is_ok_and(|l| l.version == first.version && l.fell_back.is_none())
+        };
+        let mut as_recorded = store.clone();
+        restore(&store, &first, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .apply(&mut as_recorded);
+        assert!(verified(&as_recorded, b"old"));
+        let mut new_key = store.clone();
+        restore(&store, &first, Some(b"new"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .apply(&mut new_key);
+        assert!(verified(&new_key, b"new") && !verified(&new_key, b"old"));
+    }
+
+    #[test]
     fn versions_are_found_by_number_or_unique_start() {
         let mut store = BTreeMap::new();
         for n in 1..=2 {
