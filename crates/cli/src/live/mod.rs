@@ -36,7 +36,7 @@ use store::LiveStore;
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// The config store id (or set EDGEFLAGS_STORE_ID); `fastly config-store list` shows it.
-    #[arg(long, env = "EDGEFLAGS_STORE_ID", required_unless_present = "env")]
+    #[arg(long, env = "EDGEFLAGS_STORE_ID")]
     store_id: Option<String>,
     /// The environment whose config store to use (from the environments file), instead of
     /// --store-id: `--env staging`.
@@ -142,7 +142,10 @@ impl StoreArgs {
                 store: LiveStore::connect(id, &self.place.api_url)?,
                 keep: DEFAULT_KEEP,
             }),
-            (None, None) => bail!("name the store: --env NAME or --store-id ID"),
+            (None, None) => bail!(
+                "name the store: --env NAME (from {}) or --store-id ID",
+                self.place.environments.display()
+            ),
         }
     }
 }
