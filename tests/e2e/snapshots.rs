@@ -148,9 +148,7 @@ fn a_version_put_back_from_the_history_is_served_byte_for_byte() {
     let file = dir.join("history-store.json");
     std::fs::write(&file, serde_json::to_string(&store).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));
-    let app = app("history-rollback", || {
-        AppSpec::demo().store(Store::File(file.clone()))
-    });
+    let app = app(AppSpec::demo().store(Store::File(file.clone())));
     // visitor-3 is in checkout's v2 half; the restored version has checkout off.
     let r = app.send(Req::get("/").user("visitor-3"));
     assert_eq!(r.header("edgeflags-snapshot"), Some(v2.as_str()));

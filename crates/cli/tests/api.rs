@@ -24,7 +24,6 @@ const STORE: &str = "5kStoreId";
 const STAGING: &str = "6kStaging";
 const PRODUCTION: &str = "7kProduction";
 
-
 struct Api {
     /// The stores that exist, by id.
     stores: Mutex<BTreeMap<String, Items>>,
