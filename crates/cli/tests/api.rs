@@ -246,8 +246,17 @@ fn demo_with(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
     .unwrap_or_default();
     edit(&mut f);
     let path = scratch(&format!("{name}.json"));
-    std::fs::write(&path, f.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    write_whole(&path, &f.to_string());
     path.to_string_lossy().into_owned()
+}
+
+/// Writes a file so that a concurrent reader sees the old text or the new, never a part:
+/// tests running at once write the same scratch files.
+fn write_whole(path: &std::path::Path, text: &str) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let tmp = path.with_extension(format!("tmp{}", N.fetch_add(1, Ordering::SeqCst)));
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A scratch file of this test run.
@@ -258,14 +267,20 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// The environments file the tests use: staging and production on the fake's stores.
+/// Written once per test run (tests run concurrently and must never see it half
+/// written).
 fn environments() -> String {
-    let path = scratch("edgeflags.toml");
-    let text = format!(
-        "[environments.staging]\nservice_id = \"svc-staging\"\nconfig_store_id = \"{STAGING}\"\n\n\
-         [environments.production]\nservice_id = \"svc-production\"\nconfig_store_id = \"{PRODUCTION}\"\nkeep = 10\n"
-    );
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    path.to_string_lossy().into_owned()
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = scratch("edgeflags.toml");
+        let text = format!(
+            "[environments.staging]\nservice_id = \"svc-staging\"\nconfig_store_id = \"{STAGING}\"\n\n\
+             [environments.production]\nservice_id = \"svc-production\"\nconfig_store_id = \"{PRODUCTION}\"\nkeep = 10\n"
+        );
+        write_whole(&path, &text);
+        path.to_string_lossy().into_owned()
+    })
+    .clone()
 }
 
 /// The demo file and three later versions of it.
