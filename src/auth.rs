@@ -1,6 +1,7 @@
 //! Credentials: bearer tokens for OFREP and explain, compared in constant time, and the
 //! preview token as an alternative credential for explain.
 
+use edgeflags_engine::digest::constant_time_eq;
 use fastly::Request;
 
 use crate::config;
@@ -48,15 +49,4 @@ pub fn caller(req: &Request, secret_name: &str) -> Caller {
         Some(expected) if constant_time_eq(given.as_bytes(), &expected) => Caller::Authenticated,
         _ => Caller::Refused,
     }
-}
-
-/// Equality that takes the same time wherever the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
 }

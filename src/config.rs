@@ -10,7 +10,7 @@
 
 use std::rc::Rc;
 
-use edgeflags_engine::{Snapshot, binary, compile_packed, pack};
+use edgeflags_engine::{Snapshot, compile_packed, pack, payload};
 use fastly::{ConfigStore, SecretStore};
 
 use crate::{CONFIG_STORE, SECRET_STORE};
@@ -107,7 +107,7 @@ pub fn load(cache: &mut Cache) -> Loaded {
                     l.version
                 ));
             }
-            match binary::load(&l.payload, &l.version) {
+            match payload::load(&l.payload, &l.version) {
                 Ok(snapshot) => {
                     report(&problems);
                     let loaded = Loaded {

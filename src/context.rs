@@ -335,7 +335,7 @@ fn new_anonymous_id() -> String {
             .unwrap_or(0);
         bytes = nanos.to_le_bytes();
     }
-    edgeflags_engine::pack::hex(&bytes)
+    edgeflags_engine::digest::hex(&bytes)
 }
 
 fn now() -> DateTime<Utc> {

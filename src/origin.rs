@@ -214,7 +214,7 @@ fn send(
     // content, never the user. One cached object serves every user of the same variants
     // (the origin's `Vary` separates what else its body depends on).
     let key = cache_key(backend, &req, content);
-    req.set_header(CACHE_KEY_HEADER, edgeflags_engine::pack::hex(&key));
+    req.set_header(CACHE_KEY_HEADER, edgeflags_engine::digest::hex(&key));
     req.set_cache_key(key.to_vec());
     let started = Instant::now();
     let (sent, again) = match upload {

@@ -36,10 +36,14 @@ fn versions(n: usize) -> Vec<(String, String)> {
             let w = 50 + 5 * i as i64;
             f["flags"]["checkout"]["default"] =
                 serde_json::json!({"split": [{"variant": "v1", "weight": 100 - w}, {"variant": "v2", "weight": w}]});
-            let version = edgeflags_engine::compile(&f)
-                .map(|s| s.fingerprint().to_string())
-                .unwrap_or_default();
-            (f.to_string(), version)
+            let json = f.to_string();
+            match edgeflags_engine::compile(&f) {
+                Ok(s) => (
+                    edgeflags_engine::payload::envelope(&s, &json),
+                    s.fingerprint().to_string(),
+                ),
+                Err(_) => (json, String::new()),
+            }
         })
         .collect()
 }

@@ -181,7 +181,7 @@ fn path_traversal_cannot_leave_the_route_prefix() {
                     .to_string();
                 assert!(seen.starts_with("/ja/"), "{path} reached {seen}");
                 assert!(
-                    edgeflags_engine::route::safe_path(&seen),
+                    edgeflags_engine::target::safe_path(&seen),
                     "{path} reached {seen}"
                 );
             }

@@ -21,9 +21,10 @@ fn two_versions() -> (BTreeMap<String, String>, serde_json::Value) {
     let v1 = packed(&demo_flags(), None);
     let mut v2_flags = demo_flags();
     v2_flags["flags"]["checkout"]["on"] = serde_json::json!(false);
-    let v2 = edgeflags_engine::compile(&v2_flags).unwrap_or_else(|e| panic!("{e}"));
+    let (v2_payload, v2_version) =
+        edgeflags_engine::payload::of_file(&v2_flags.to_string()).unwrap_or_else(|e| panic!("{e}"));
     let mut store = v1.clone();
-    match pack::pack(&v2_flags.to_string(), v2.fingerprint(), &v1, None) {
+    match pack::pack(&v2_payload, &v2_version, &v1, None) {
         Ok(p) => p.apply(&mut store),
         Err(e) => panic!("{e}"),
     }

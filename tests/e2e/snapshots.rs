@@ -30,7 +30,9 @@ fn repack(
     key: Option<&[u8]>,
 ) -> BTreeMap<String, String> {
     let mut s = store.clone();
-    match pack::pack(&next.to_string(), &version_of(next), store, key) {
+    let (payload, version) =
+        edgeflags_engine::payload::of_file(&next.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    match pack::pack(&payload, &version, store, key) {
         Ok(p) => p.apply(&mut s),
         Err(e) => panic!("{e}"),
     }
@@ -93,14 +95,10 @@ fn a_version_put_back_from_the_history_is_served_byte_for_byte() {
     let mut store = BTreeMap::new();
     let mut payloads = Vec::new();
     for (i, flags) in releases.iter().enumerate() {
-        let version = version_of(flags);
-        let packed = pack::pack(
-            &flags.to_string(),
-            &version,
-            &history::without_history(&store),
-            None,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let (payload, version) = edgeflags_engine::payload::of_file(&flags.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let packed = pack::pack(&payload, &version, &history::without_history(&store), None)
+            .unwrap_or_else(|e| panic!("{e}"));
         let about = Change {
             action: Action::Push,
             at: format!("2026-11-29T12:00:0{i}Z"),

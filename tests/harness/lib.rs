@@ -130,7 +130,9 @@ pub fn packed(flags: &serde_json::Value, key: Option<&[u8]>) -> BTreeMap<String,
     let snapshot = edgeflags_engine::compile(flags)
         .unwrap_or_else(|e| panic!("test flags do not compile: {e}"));
     let mut store = BTreeMap::new();
-    match edgeflags_engine::pack::pack(&flags.to_string(), snapshot.fingerprint(), &store, key) {
+    let json = flags.to_string();
+    let payload = edgeflags_engine::payload::envelope(&snapshot, &json);
+    match edgeflags_engine::pack::pack(&payload, snapshot.fingerprint(), &store, key) {
         Ok(p) => p.apply(&mut store),
         Err(e) => panic!("cannot pack test flags: {e}"),
     }

@@ -8,8 +8,18 @@ use edgeflags_engine::{CompileError, compile_str};
 
 use crate::input::read;
 
-/// Compiles a flag file and returns its compact JSON and version, or every problem.
-pub fn compile_file(file: &Path) -> Result<(String, String)> {
+/// A flag file compiled for the store.
+pub struct Compiled {
+    /// The flag file as compact JSON.
+    pub json: String,
+    /// Its version (the snapshot's fingerprint).
+    pub version: String,
+    /// The packed payload: the compiled snapshot in its envelope.
+    pub payload: String,
+}
+
+/// Compiles a flag file once, for the store, or lists every problem.
+pub fn compile_file(file: &Path) -> Result<Compiled> {
     let text = read(file)?;
     let snapshot = compile_str(&text).map_err(|e: CompileError| {
         anyhow::anyhow!(
@@ -18,8 +28,12 @@ pub fn compile_file(file: &Path) -> Result<(String, String)> {
             file.display()
         )
     })?;
-    let compact = serde_json::from_str::<serde_json::Value>(&text)?.to_string();
-    Ok((compact, snapshot.fingerprint().to_string()))
+    let json = serde_json::from_str::<serde_json::Value>(&text)?.to_string();
+    Ok(Compiled {
+        payload: edgeflags_engine::payload::envelope(&snapshot, &json),
+        version: snapshot.fingerprint().to_string(),
+        json,
+    })
 }
 
 /// Compiles a flag file into the snapshot the engine evaluates.

@@ -31,7 +31,8 @@ pub fn pack_file(a: PackArgs) -> Result<ExitCode> {
         store: store_path,
         key_file,
     } = a;
-    let (payload, version) = compile_file(&file)?;
+    let compiled = compile_file(&file)?;
+    let version = compiled.version;
     let mut store: BTreeMap<String, String> = match std::fs::read_to_string(&store_path) {
         Ok(t) => serde_json::from_str(&t)
             .with_context(|| format!("{} is not a JSON object of strings", store_path.display()))?,
@@ -39,7 +40,7 @@ pub fn pack_file(a: PackArgs) -> Result<ExitCode> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", store_path.display())),
     };
     let key = key_of(key_file.as_deref())?;
-    let packed = pack::pack(&payload, &version, &store, key.as_deref())?;
+    let packed = pack::pack(&compiled.payload, &version, &store, key.as_deref())?;
     if packed.upserts.is_empty() {
         println!(
             "{}: version {version} is already active",

@@ -606,11 +606,10 @@ fn a_change_landing_between_the_diff_and_the_flip_is_refused() {
     )
     .unwrap_or_default()
     .to_string();
-    let v3_version = edgeflags_engine::compile_str(&v3_json)
-        .map(|s| s.fingerprint().to_string())
-        .unwrap_or_default();
+    let (v3_payload, v3_version) =
+        edgeflags_engine::payload::of_file(&v3_json).unwrap_or_else(|e| panic!("{e}"));
     let mut raced = before.clone();
-    match pack::pack(&v3_json, &v3_version, &without_history(&before), None) {
+    match pack::pack(&v3_payload, &v3_version, &without_history(&before), None) {
         Ok(p) => p.apply(&mut raced),
         Err(e) => panic!("{e}"),
     }

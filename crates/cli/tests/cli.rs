@@ -102,9 +102,9 @@ fn pack_writes_a_readable_store_and_alternates_slots() {
         serde_json::from_str(&text).unwrap_or_default();
     let loaded = edgeflags_engine::pack::read(|k| entries.get(k).cloned(), None).result;
     let loaded = loaded.unwrap_or_else(|e| panic!("unreadable store: {e:?}"));
-    let source = edgeflags_engine::binary::source(&loaded.payload).unwrap_or_default();
+    let source = edgeflags_engine::payload::source(&loaded.payload).unwrap_or_default();
     assert!(edgeflags_engine::compile_str(&source).is_ok());
-    let snapshot = edgeflags_engine::binary::load(&loaded.payload, &loaded.version);
+    let snapshot = edgeflags_engine::payload::load(&loaded.payload, &loaded.version);
     assert_eq!(
         snapshot.map(|s| s.fingerprint().to_string()).ok(),
         Some(loaded.version.clone())

@@ -14,13 +14,17 @@ pub const PLATFORM: [&str; 6] = [
     "device",
 ];
 
+/// The attribute prefix of a behaviour trait (`traits.watch_genre`): reserved for the
+/// edge, which fills it from profiles and the signed traits cookie.
+pub const TRAITS_PREFIX: &str = "traits.";
+
 /// Whether the edge sets `name` itself: the platform attributes, the user key, the
 /// language, the evaluation instant and the traits (`traits.*`, from the profile store
 /// or the signed traits cookie). Custom attributes from requests cannot use these.
 pub fn set_by_edge(name: &str) -> bool {
     PLATFORM.contains(&name)
         || ["key", "language", "now"].contains(&name)
-        || name.starts_with(crate::traits::PREFIX)
+        || name.starts_with(TRAITS_PREFIX)
 }
 
 /// Device classes, as the `device` attribute spells them.

@@ -153,7 +153,7 @@ impl Context {
     pub fn get(&self, name: &str) -> Option<&AttrValue> {
         self.attrs
             .iter()
-            .find(|(n, _)| crate::model::same(n, name))
+            .find(|(n, _)| same(n, name))
             .map(|(_, v)| v)
     }
 
@@ -210,4 +210,23 @@ impl Context {
         }
         c
     }
+}
+
+/// String equality without a call to `memcmp`: the strings compared while evaluating
+/// (attribute names, country codes, variant names) are short, and in wasm a library call
+/// per comparison costs more than the bytes.
+#[inline]
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }

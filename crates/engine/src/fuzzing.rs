@@ -43,11 +43,11 @@ pub fn snapshot_decode(data: &[u8]) {
     for key in [None, Some(&b"k"[..])] {
         let outcome = pack::read(|k| store.get(k).cloned(), key);
         if let Ok(l) = outcome.result {
-            let _ = crate::binary::load(&l.payload, &l.version);
-            let _ = crate::binary::source(&l.payload);
+            let _ = crate::payload::load(&l.payload, &l.version);
+            let _ = crate::payload::source(&l.payload);
         }
     }
-    if let Ok(snapshot) = crate::binary::decode(&text) {
+    if let Ok(snapshot) = crate::codec::decode(&text) {
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
         let ctx = Context::with_key("u1")
             .with("country", "JP")
@@ -109,7 +109,7 @@ pub fn request_fields(data: &[u8]) {
     }
     let _ = crate::traits::verify_cookie(traits_cookie, Some(b"key"), ua, 0);
     let _ = crate::traits::parse_profile(profile.as_bytes(), 0);
-    let _ = crate::route::safe_path(path);
+    let _ = crate::target::safe_path(path);
     let _ = attributes::device_class_from_user_agent(ua);
     let _ = attributes::language_from_accept_language(lang);
     let _ = Zone::parse(zone);

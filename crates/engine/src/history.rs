@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::digest::{checksum, hex};
 use crate::pack::{
-    MAX_ENTRIES, MAX_VALUE_CHARS, POINTER_KEY, Packed, Pointer, Slot, SlotInfo, checksum, hex, sign,
+    MAX_ENTRIES, MAX_VALUE_CHARS, POINTER_KEY, Packed, Pointer, Slot, SlotInfo, sign,
 };
 
 /// The key prefix of history records.
@@ -635,6 +636,13 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The packed payload of a flag file, as `edgeflags push` makes it.
+    fn payload(json: &str) -> String {
+        crate::payload::of_file(json)
+            .map(|(p, _)| p)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn about(n: usize) -> Change {
         Change {
             action: Action::Push,
@@ -648,8 +656,13 @@ mod tests {
 
     /// Pushes `json` onto `store` with history, as the CLI does.
     fn push(store: &mut BTreeMap<String, String>, json: &str, n: usize, keep: usize) -> Packed {
-        let packed = pack::pack(json, &version(json), &without_history(store), None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let packed = pack::pack(
+            &payload(json),
+            &version(json),
+            &without_history(store),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let with = record(store, packed, about(n), keep).unwrap_or_else(|e| panic!("{e}"));
         with.change.apply(store);
         with.change
@@ -809,8 +822,13 @@ mod tests {
             store.insert(format!("other.{i}"), "x".into());
         }
         let json = flags("v7", 20_000);
-        let packed = pack::pack(&json, &version(&json), &without_history(&store), None)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let packed = pack::pack(
+            &payload(&json),
+            &version(&json),
+            &without_history(&store),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let done = record(&store, packed.clone(), about(7), 20).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((done.number, done.payload_kept), (Some(7), false));
         // No room even for the record: the push goes through unrecorded, and the history
@@ -830,7 +848,7 @@ mod tests {
         for n in 1..=2 {
             let json = flags(&format!("v{n}"), 10);
             let packed = pack::pack(
-                &json,
+                &payload(&json),
                 &version(&json),
                 &without_history(&store),
                 Some(b"old"),
@@ -901,8 +919,8 @@ mod tests {
             ..about(2)
         };
         let json = flags("v2", 10);
-        let packed =
-            pack::pack(&json, &version(&json), &store, None).unwrap_or_else(|e| panic!("{e}"));
+        let packed = pack::pack(&payload(&json), &version(&json), &store, None)
+            .unwrap_or_else(|e| panic!("{e}"));
         record(&store, packed, big, 5)
             .unwrap_or_else(|e| panic!("{e}"))
             .change

@@ -11,11 +11,12 @@
 #![deny(missing_docs)]
 
 pub mod attributes;
-pub mod binary;
 pub mod bucket;
+pub mod codec;
 pub mod compile;
 pub mod context;
 pub mod cookie;
+pub mod digest;
 pub mod eval;
 pub mod explain;
 pub mod forward;
@@ -27,6 +28,7 @@ pub mod identity;
 pub mod lint;
 pub mod model;
 pub mod pack;
+pub mod payload;
 pub mod place;
 pub mod preview;
 pub mod route;
@@ -38,8 +40,7 @@ pub use bucket::{BUCKETS, bucket_of};
 pub use compile::{CompileError, ValidationError, compile, compile_packed, compile_str};
 pub use context::{AttrValue, Context};
 pub use eval::{ErrorCode, Evaluation, Reason};
-pub use model::{ContextSettings, FlagType, OfrepSettings, Snapshot};
-pub use route::Route;
+pub use model::{ContextSettings, FlagType, OfrepSettings, Route, Snapshot};
 pub use zone::Zone;
 
 /// The largest compact JSON text one flag may have: one Fastly config-store value.

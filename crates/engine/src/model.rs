@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::route::RouteRule;
+use crate::context::same;
 use crate::zone::Window;
 
 /// A name or string value held by a snapshot: shared, so that a packed snapshot holds
@@ -62,8 +62,8 @@ pub struct Snapshot {
     pub(crate) index: Vec<usize>,
     pub(crate) segments: Vec<Segment>,
     pub(crate) routes: Vec<RouteRule>,
-    pub(crate) default_route: crate::route::Route,
-    pub(crate) fallback_route: Option<crate::route::Route>,
+    pub(crate) default_route: Route,
+    pub(crate) fallback_route: Option<Route>,
     pub(crate) ofrep: OfrepSettings,
     pub(crate) request_context: ContextSettings,
     pub(crate) fingerprint: String,
@@ -167,23 +167,26 @@ pub struct OfrepSettings {
     pub require_auth: bool,
 }
 
-/// String equality without a call to `memcmp`: the strings compared while evaluating
-/// (attribute names, country codes, variant names) are short, and in wasm a library call
-/// per comparison costs more than the bytes.
-#[inline]
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Route {
+    /// The id of the route rule that chose it (`default` for the default route).
+    pub id: String,
+    /// The backend name (a Fastly backend).
+    pub backend: String,
+    /// A prefix put before the request path, such as `/ja`.
+    pub path_prefix: Option<String>,
+    /// A Host header to send instead of the client's.
+    pub host: Option<String>,
+}
+
+/// One route rule: its clauses and required variants must all match.
+#[derive(Debug)]
+pub(crate) struct RouteRule {
+    pub(crate) clauses: Span,
+    /// (flag index, acceptable variant indexes).
+    pub(crate) flags: Vec<(usize, Vec<usize>)>,
+    pub(crate) route: Route,
 }
 
 /// A run of `len` items from `start` in one of the snapshot's arrays ([`Arena`]).
@@ -395,8 +398,8 @@ impl StrSet {
     }
 }
 
-/// Numeric comparisons.
-#[derive(Debug, Clone, Copy)]
+/// Numeric and version comparisons, in tag order (a tag is stored data: never renumber).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cmp {
     Lt,
     Lte,
@@ -406,6 +409,8 @@ pub(crate) enum Cmp {
 }
 
 impl Cmp {
+    const ALL: [Cmp; 5] = [Cmp::Lt, Cmp::Lte, Cmp::Gt, Cmp::Gte, Cmp::Eq];
+
     pub(crate) fn holds(self, o: std::cmp::Ordering) -> bool {
         use std::cmp::Ordering::*;
         match self {
@@ -416,6 +421,91 @@ impl Cmp {
             Cmp::Eq => o == Equal,
         }
     }
+
+    /// The packed snapshot's tag.
+    pub(crate) fn tag(self) -> u64 {
+        self as u64
+    }
+
+    /// The comparison of a tag.
+    pub(crate) fn from_tag(tag: u64) -> Option<Cmp> {
+        Cmp::ALL.get(usize::try_from(tag).ok()?).copied()
+    }
+}
+
+/// The kind of a compiled operator, in tag order: the packed snapshot writes an
+/// operator as its kind's tag (a tag is stored data: never renumber, only append).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    In,
+    StartsWith,
+    EndsWith,
+    Contains,
+    Matches,
+    Number,
+    Semver,
+    Before,
+    After,
+    LocalTime,
+    Segment,
+    Exists,
+}
+
+impl OpKind {
+    const ALL: [OpKind; 12] = [
+        OpKind::In,
+        OpKind::StartsWith,
+        OpKind::EndsWith,
+        OpKind::Contains,
+        OpKind::Matches,
+        OpKind::Number,
+        OpKind::Semver,
+        OpKind::Before,
+        OpKind::After,
+        OpKind::LocalTime,
+        OpKind::Segment,
+        OpKind::Exists,
+    ];
+
+    /// The packed snapshot's tag.
+    pub(crate) fn tag(self) -> u64 {
+        self as u64
+    }
+
+    /// The kind of a tag.
+    pub(crate) fn from_tag(tag: u64) -> Option<OpKind> {
+        OpKind::ALL.get(usize::try_from(tag).ok()?).copied()
+    }
+}
+
+/// Every operator a flag file may name: its kind and, for a comparison, which one. The
+/// one table compile reads names from and the JSON Schema is checked against.
+pub(crate) const OPERATORS: &[(&str, OpKind, Option<Cmp>)] = &[
+    ("in", OpKind::In, None),
+    ("equals", OpKind::In, None),
+    ("starts_with", OpKind::StartsWith, None),
+    ("ends_with", OpKind::EndsWith, None),
+    ("contains", OpKind::Contains, None),
+    ("matches", OpKind::Matches, None),
+    ("lt", OpKind::Number, Some(Cmp::Lt)),
+    ("lte", OpKind::Number, Some(Cmp::Lte)),
+    ("gt", OpKind::Number, Some(Cmp::Gt)),
+    ("gte", OpKind::Number, Some(Cmp::Gte)),
+    ("semver_eq", OpKind::Semver, Some(Cmp::Eq)),
+    ("semver_lt", OpKind::Semver, Some(Cmp::Lt)),
+    ("semver_lte", OpKind::Semver, Some(Cmp::Lte)),
+    ("semver_gt", OpKind::Semver, Some(Cmp::Gt)),
+    ("semver_gte", OpKind::Semver, Some(Cmp::Gte)),
+    ("before", OpKind::Before, None),
+    ("after", OpKind::After, None),
+    ("local_time", OpKind::LocalTime, None),
+    ("segment", OpKind::Segment, None),
+    ("exists", OpKind::Exists, None),
+];
+
+/// The operator names a flag file may use (for the JSON Schema's check and for help).
+pub fn operator_names() -> impl Iterator<Item = &'static str> {
+    OPERATORS.iter().map(|(name, _, _)| *name)
 }
 
 /// A compiled operator with its values.
@@ -439,6 +529,26 @@ pub(crate) enum Op {
     LocalTime(Window),
     Segment(Vec<usize>),
     Exists,
+}
+
+impl Op {
+    /// The operator's kind (its tag in the packed snapshot).
+    pub(crate) fn kind(&self) -> OpKind {
+        match self {
+            Op::In { .. } => OpKind::In,
+            Op::StartsWith(_) => OpKind::StartsWith,
+            Op::EndsWith(_) => OpKind::EndsWith,
+            Op::Contains(_) => OpKind::Contains,
+            Op::Matches(_) => OpKind::Matches,
+            Op::Number(..) => OpKind::Number,
+            Op::Semver(..) => OpKind::Semver,
+            Op::Before(_) => OpKind::Before,
+            Op::After(_) => OpKind::After,
+            Op::LocalTime(_) => OpKind::LocalTime,
+            Op::Segment(_) => OpKind::Segment,
+            Op::Exists => OpKind::Exists,
+        }
+    }
 }
 
 /// A reusable set of users: keys included, keys excluded, and rules (any may match).
@@ -465,4 +575,46 @@ impl Schedule {
             && self.until.is_none_or(|u| now < u)
             && (self.windows.is_empty() || self.windows.iter().any(|w| w.contains(now, zone)))
     }
+}
+
+/// Every cycle found by a depth-first search of a directed graph given as each node's
+/// successors: the nodes on the cycle in order, the first repeated at the end. Compile
+/// reports prerequisite cycles with it, and decoding refuses a snapshot that has one.
+pub(crate) fn prerequisite_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = edges.len();
+    let mut found = Vec::new();
+    let mut state = vec![0u8; n]; // 0 new, 1 on the stack, 2 done
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        state[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            match edges.get(node).and_then(|e| e.get(*next)).copied() {
+                Some(to) => {
+                    *next += 1;
+                    match state.get(to) {
+                        Some(0) => {
+                            state[to] = 1;
+                            stack.push((to, 0));
+                        }
+                        Some(1) => {
+                            let from = stack.iter().position(|(x, _)| *x == to).unwrap_or(0);
+                            let mut cycle: Vec<usize> =
+                                stack[from..].iter().map(|(x, _)| *x).collect();
+                            cycle.push(to);
+                            found.push(cycle);
+                        }
+                        _ => {}
+                    }
+                }
+                None => {
+                    state[node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+    found
 }

@@ -4,33 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::context::Context;
-use crate::model::Snapshot;
-
-/// Whether a request path is safe to put behind a route's path prefix (kept here for
-/// callers of `route::safe_path`; the rule lives with the request target).
-pub use crate::target::safe_path;
-
-/// Where a request goes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Route {
-    /// The id of the route rule that chose it (`default` for the default route).
-    pub id: String,
-    /// The backend name (a Fastly backend).
-    pub backend: String,
-    /// A prefix put before the request path, such as `/ja`.
-    pub path_prefix: Option<String>,
-    /// A Host header to send instead of the client's.
-    pub host: Option<String>,
-}
-
-/// One route rule: its clauses and required variants must all match.
-#[derive(Debug)]
-pub(crate) struct RouteRule {
-    pub(crate) clauses: crate::model::Span,
-    /// (flag index, acceptable variant indexes).
-    pub(crate) flags: Vec<(usize, Vec<usize>)>,
-    pub(crate) route: Route,
-}
+use crate::model::{Route, Snapshot};
 
 impl Snapshot {
     /// The route for `ctx` at `now`: the first route rule that matches, else the default.

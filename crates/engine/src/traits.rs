@@ -13,16 +13,14 @@
 
 use std::collections::BTreeMap;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::context::AttrValue;
 use crate::preview::{self, TokenError};
 
 /// The attribute prefix of a trait: `traits.watch_genre`.
-pub const PREFIX: &str = "traits.";
+pub use crate::attributes::TRAITS_PREFIX as PREFIX;
 /// The most traits one profile or cookie may carry.
 pub const MAX_TRAITS: usize = 64;
 /// The longest trait name.
@@ -36,14 +34,7 @@ pub const MAX_PROFILE_BYTES: usize = 16 * 1024;
 /// The user as profiles and events name them: HMAC-SHA256 of the user key with the
 /// `user_hash_key` secret, the first 16 bytes in hex (32 characters).
 pub fn user_hash(key: &[u8], user: &str) -> String {
-    match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(mut mac) => {
-            mac.update(user.as_bytes());
-            crate::pack::hex(&mac.finalize().into_bytes()[..16])
-        }
-        // HMAC takes keys of any length; this arm is never reached.
-        Err(_) => String::new(),
-    }
+    crate::digest::hex(&crate::digest::hmac(key, &[user.as_bytes()])[..16])
 }
 
 /// A profile as stored: traits and an optional expiry (seconds since the epoch).

@@ -66,3 +66,28 @@ fn the_schema_catches_what_editors_should_flag() {
         );
     }
 }
+
+/// The schema's operator list is the engine's operator table, so editors know every
+/// operator the engine compiles and nothing else.
+#[test]
+fn the_schema_names_exactly_the_engines_operators() {
+    fn find_op_enum(v: &Value) -> Option<Vec<String>> {
+        match v {
+            Value::Object(o) => {
+                if let Some(list) = o.get("op").and_then(|op| op.get("enum")) {
+                    return serde_json::from_value(list.clone()).ok();
+                }
+                o.values().find_map(find_op_enum)
+            }
+            Value::Array(a) => a.iter().find_map(find_op_enum),
+            _ => None,
+        }
+    }
+    let schema = read("schema/flags.schema.json");
+    let in_schema = find_op_enum(&schema).unwrap_or_default();
+    let in_engine: Vec<String> = edgeflags_engine::model::operator_names()
+        .map(str::to_string)
+        .collect();
+    assert!(!in_engine.is_empty());
+    assert_eq!(in_schema, in_engine);
+}

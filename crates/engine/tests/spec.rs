@@ -61,14 +61,14 @@ fn run_evaluation_file(name: &str, failures: &mut Vec<String>) -> usize {
     };
     // The edge runs the packed form (compiled, encoded, decoded): every case must hold
     // for it too.
-    let packed =
-        match edgeflags_engine::binary::decode(&edgeflags_engine::binary::encode(&snapshot)) {
-            Ok(s) => s,
-            Err(e) => {
-                failures.push(format!("{name}: the packed snapshot does not decode: {e}"));
-                return 0;
-            }
-        };
+    let packed = match edgeflags_engine::codec::decode(&edgeflags_engine::codec::encode(&snapshot))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            failures.push(format!("{name}: the packed snapshot does not decode: {e}"));
+            return 0;
+        }
+    };
     let cases = doc["cases"].as_array().cloned().unwrap_or_default();
     for (i, c) in cases.iter().enumerate() {
         let label = format!("{name} #{i} {}", c["name"].as_str().unwrap_or("?"));

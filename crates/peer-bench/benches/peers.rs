@@ -202,15 +202,15 @@ fn benches(c: &mut Criterion) {
 
 fn compile_benches(c: &mut Criterion) {
     let (ot, ut, lt) = (ours_text(100), unleash_text(100), launchdarkly_text(100));
-    let version = ours(100).fingerprint().to_string();
-    let packed =
-        edgeflags_engine::binary::envelope(&ot, &version).unwrap_or_else(|e| panic!("{e}"));
+    let compiled = ours(100);
+    let version = compiled.fingerprint().to_string();
+    let packed = edgeflags_engine::payload::envelope(&compiled, &ot);
     let mut g = c.benchmark_group("compile 100 flags");
     g.bench_function("edgeflags (flag file)", |b| {
         b.iter(|| edgeflags_engine::compile_str(black_box(&ot)).map(|s| s.len()))
     });
     g.bench_function("edgeflags (packed, as the edge loads it)", |b| {
-        b.iter(|| edgeflags_engine::binary::load(black_box(&packed), &version).map(|s| s.len()))
+        b.iter(|| edgeflags_engine::payload::load(black_box(&packed), &version).map(|s| s.len()))
     });
     g.bench_function("unleash-yggdrasil", |b| {
         b.iter(|| unleash_load(black_box(&ut)))

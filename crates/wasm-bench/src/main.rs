@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
-use edgeflags_engine::{Context, binary, compile_str, pack};
+use edgeflags_engine::{Context, codec, compile_str, pack, payload};
 use serde_json::{Value, json};
 
 fn flag_file(n: usize) -> Value {
@@ -112,7 +112,7 @@ fn breakdown(
     let loaded = pack::read(|k| store.get(k).cloned(), None).result.ok()?;
     let body = loaded
         .payload
-        .strip_prefix(binary::MAGIC)?
+        .strip_prefix(payload::MAGIC)?
         .split_once('.')?
         .1
         .to_string();
@@ -123,7 +123,7 @@ fn breakdown(
         black_box(pack::read(|k| store.get(k).cloned(), None).result.is_ok());
         t[0].push(s.elapsed().as_secs_f64() * 1e6);
         let s = Instant::now();
-        let snap = binary::decode(&body).ok()?;
+        let snap = codec::decode(&body).ok()?;
         t[1].push(s.elapsed().as_secs_f64() * 1e6);
         let s = Instant::now();
         black_box(snap.evaluate_all(ctx, now).count());
@@ -149,12 +149,12 @@ fn main() {
     let mut profile = Vec::new();
     for n in [10usize, 100, 300] {
         let file = flag_file(n);
-        let payload = file.to_string();
-        let version = compile_str(&payload)
-            .map(|s| s.fingerprint().to_string())
+        let json = file.to_string();
+        let (packed_payload, version) = compile_str(&json)
+            .map(|s| (payload::envelope(&s, &json), s.fingerprint().to_string()))
             .unwrap_or_default();
         let mut store = BTreeMap::new();
-        if let Ok(p) = pack::pack(&payload, &version, &store, None) {
+        if let Ok(p) = pack::pack(&packed_payload, &version, &store, None) {
             p.apply(&mut store);
         }
         let pointer = store.get(pack::POINTER_KEY).cloned().unwrap_or_default();
@@ -172,7 +172,7 @@ fn main() {
                 let loaded = pack::read(|k| store.get(k).cloned(), None).result.ok();
                 let snap = loaded
                     .as_ref()
-                    .and_then(|l| binary::load(&l.payload, &l.version).ok());
+                    .and_then(|l| payload::load(&l.payload, &l.version).ok());
                 let count = snap.as_ref().map(|s| {
                     s.evaluate_all(&ctx, now)
                         .filter(|e| e.variant.is_some())
@@ -191,7 +191,7 @@ fn main() {
             std::mem::forget(kept);
             median(times)
         };
-        let snap = compile_str(&payload).ok();
+        let snap = compile_str(&json).ok();
         // A reused instance: the pointer looked up and compared (the config work), then
         // every flag evaluated.
         let reused = || {
@@ -227,7 +227,7 @@ fn main() {
         profile.push((n, [split(0), split(1), split(2)]));
         println!(
             "| {n} | {} | {packed} | {parts} | {} | {} | {} | {} |",
-            payload.len(),
+            json.len(),
             spread(new),
             spread(touched),
             spread(check),

@@ -9,7 +9,7 @@ use edgeflags_engine::pack;
 
 /// The flag file a snapshot payload was packed from.
 pub fn flag_file(payload: &str) -> Result<serde_json::Value> {
-    let source = edgeflags_engine::binary::source(payload)
+    let source = edgeflags_engine::payload::source(payload)
         .context("the snapshot's flag file is unreadable")?;
     serde_json::from_str(&source).context("the snapshot's flag file is not JSON")
 }

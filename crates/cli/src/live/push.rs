@@ -15,12 +15,13 @@ use crate::keys::key_of;
 
 /// Runs `diff`.
 pub fn diff(a: LiveArgs) -> Result<ExitCode> {
-    let (payload, version) = compile_file(&a.file)?;
+    let file = compile_file(&a.file)?;
+    let version = file.version;
     let key = key_of(a.store.key_file.as_deref())?;
     let target = a.store.target()?;
     eprintln!("edgeflags: reading {}", target.label);
     let items = target.store.items()?;
-    let new: serde_json::Value = serde_json::from_str(&payload)?;
+    let new: serde_json::Value = serde_json::from_str(&file.json)?;
     print_diff(&items, key.as_deref(), &new, &version)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -28,17 +29,23 @@ pub fn diff(a: LiveArgs) -> Result<ExitCode> {
 /// Runs `push`.
 pub fn push(args: PushArgs) -> Result<ExitCode> {
     let PushArgs { live: a, why } = args;
-    let (payload, version) = compile_file(&a.file)?;
+    let file = compile_file(&a.file)?;
+    let version = file.version;
     let key = key_of(a.store.key_file.as_deref())?;
     let target = a.store.target()?;
     eprintln!("edgeflags: reading {}", target.label);
     let items = target.store.items()?;
-    let new: serde_json::Value = serde_json::from_str(&payload)?;
+    let new: serde_json::Value = serde_json::from_str(&file.json)?;
     if !print_diff(&items, key.as_deref(), &new, &version)? {
         return Ok(ExitCode::SUCCESS);
     }
     // The history makes room for the snapshot: pack against the store without it.
-    let packed = pack::pack(&payload, &version, &without_history(&items), key.as_deref())?;
+    let packed = pack::pack(
+        &file.payload,
+        &version,
+        &without_history(&items),
+        key.as_deref(),
+    )?;
     let slot = packed.slot.map(|s| s.name()).unwrap_or("?");
     let parts = packed.upserts.len().saturating_sub(1);
     if a.dry_run {

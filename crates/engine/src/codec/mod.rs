@@ -1,0 +1,189 @@
+//! The compiled snapshot as text: what the packed snapshot's BODY holds (see
+//! [`crate::payload`] for the envelope around it), written by [`encode`] and read by
+//! [`decode`], the edge's load on a fresh instance.
+//!
+//! BODY is a string table (a count, then each distinct string as its length in bytes and
+//! its text, raw), the sizes of the snapshot's arrays (a `Span` of the model points into
+//! them), then the compiled snapshot, in which every string is a table index and every
+//! number a little-endian varint written in base64url digits (a digit carries 5 bits,
+//! plus a sixth that says another digit follows). A flag's variants, a list of strings
+//! and a split's slots are written once and then referred to by number, so flags that
+//! share them (`on`/`off`, `control`/`treatment`, a country list) decode to one copy.
+//! Decoding makes one shared string per table entry and one allocation per array: for
+//! 100 flags about 130 allocations. Text rather than base64'd bytes, because a config
+//! store value is a string already checked as UTF-8: each table string is cut from it
+//! in place. Operators and comparisons are written by the tags of [`OpKind`] and
+//! [`Cmp`], the tables beside the model's types. Index fields are re-checked by
+//! evaluation (every lookup is a `get`), so even a damaged snapshot cannot panic; the
+//! invariants evaluation needs to terminate (no prerequisite cycle, no segment inside a
+//! segment) are checked after decoding with the same function compile uses.
+
+mod read;
+mod write;
+
+#[cfg(test)]
+use crate::model::{Cmp, OpKind};
+use crate::model::{Op, Snapshot, Span, prerequisite_cycles};
+
+/// A BODY that cannot be read: cut, altered, or breaking an invariant of the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the packed snapshot is damaged: {0}")]
+pub struct Damaged(pub String);
+
+/// The base64url alphabet: a digit's value is its position.
+const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Digit values by byte; 255 for a byte that is not a digit.
+static VALUES: [u8; 256] = {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[DIGITS[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The kinds of list written once and then referred to: a flag's variants, a list of
+/// strings (a small set or an operator's values), a split's slots. Flags that share
+/// variants (`on`/`off`, `control`/`treatment`) or a country list decode to one copy.
+const VARIANTS: usize = 0;
+const STRINGS: usize = 1;
+const SLOTS: usize = 2;
+
+/// The most items reserved ahead from a count in the body. Counts are bounded by the
+/// characters left, so a damaged count cannot ask for more than the body could hold; this
+/// bounds the reservation further (a list or array that really is longer grows as its
+/// items are read, each of which uses up characters).
+const MAX_RESERVE: usize = 1 << 14;
+
+fn span(start: usize, len: usize) -> Span {
+    Span {
+        start: u32::try_from(start).unwrap_or(u32::MAX),
+        len: u32::try_from(len).unwrap_or(0),
+    }
+}
+
+/// The compiled snapshot as a BODY (see the module documentation).
+pub fn encode(s: &Snapshot) -> String {
+    write::body(s)
+}
+
+/// A compiled snapshot from [`encode`]'s BODY.
+pub fn decode(body: &str) -> Result<Snapshot, Damaged> {
+    let snapshot = read::body(body).map_err(|why| Damaged(why.to_string()))?;
+    check(&snapshot)?;
+    Ok(snapshot)
+}
+
+/// What compile guarantees and evaluation relies on to terminate: segments do not
+/// refer to segments, and prerequisites form no cycle. (Indexes need no check: evaluation
+/// looks everything up with `get`.)
+fn check(snapshot: &Snapshot) -> Result<(), Damaged> {
+    let nested = snapshot.segments.iter().any(|s| {
+        s.rules.iter().any(|clauses| {
+            clauses
+                .of(&snapshot.arena.clauses)
+                .iter()
+                .any(|c| matches!(c.op, Op::Segment(_)))
+        })
+    });
+    if nested {
+        return Err(Damaged("a segment refers to a segment".into()));
+    }
+    let edges: Vec<Vec<usize>> = snapshot
+        .flags
+        .iter()
+        .map(|f| f.prerequisites.iter().map(|p| p.flag).collect())
+        .collect();
+    if !prerequisite_cycles(&edges).is_empty() {
+        return Err(Damaged("prerequisites form a cycle".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::compile::compile_packed;
+
+    const FILE: &str = r#"{"flags":{"f":{"type":"json","description":"d","variants":{"a":"x","b":{"k":[1,2]}},"off_variant":"a","rules":[{"id":"r","clauses":[{"attribute":"v","op":"semver_gte","values":["1.2.0"]},{"attribute":"e","op":"matches","values":["^a.*z$"]}],"serve":"b"}],"schedule":{"from":"2026-01-01T00:00:00Z","windows":[{"days":["sat"],"zone":"Asia/Tokyo"}]},"default":{"split":[{"variant":"a","weight":30},{"variant":"b","weight":70}]}}}}"#;
+
+    #[test]
+    fn damage_is_an_error_not_a_panic() {
+        assert!(decode(&"\u{ff}".repeat(64)).is_err());
+        assert!(decode("!!!").is_err());
+        // Every cut of a good body is refused, never a panic.
+        let good = encode(&compile_packed(FILE, "v9").unwrap_or_else(|e| panic!("{e}")));
+        for end in 0..good.len() {
+            if let Some(cut) = good.get(..end) {
+                assert!(decode(cut).is_err(), "a body cut at {end} was accepted");
+            }
+        }
+        assert!(decode(&format!("{good}A")).is_err());
+    }
+
+    #[test]
+    fn every_operator_and_comparison_tag_round_trips() {
+        for (name, kind, cmp) in crate::model::OPERATORS {
+            assert_eq!(OpKind::from_tag(kind.tag()), Some(*kind), "{name}");
+            if let Some(c) = cmp {
+                assert_eq!(Cmp::from_tag(c.tag()), Some(*c), "{name}");
+            }
+        }
+        assert_eq!(OpKind::from_tag(12), None);
+        assert_eq!(Cmp::from_tag(5), None);
+    }
+
+    #[test]
+    fn encoding_is_deterministic_and_shares_repeated_strings() {
+        let file = r#"{"flags":{"a":{"type":"string","variants":{"control":"control","treatment":"treatment"},"off_variant":"control","rules":[{"clauses":[{"attribute":"country","op":"in","values":["DE","FR","JP"]}],"serve":"treatment"}],"default":{"split":[{"variant":"control","weight":50},{"variant":"treatment","weight":50}]}},"b":{"type":"string","variants":{"control":"control","treatment":"treatment"},"off_variant":"control","targets":{"treatment":["u2","u1"]},"rules":[{"clauses":[{"attribute":"country","op":"in","values":["JP","DE","FR"]}],"serve":"treatment"}],"default":"control"}}}"#;
+        let snap = compile_packed(file, "v1").unwrap_or_else(|e| panic!("{e}"));
+        let body = encode(&snap);
+        let again = decode(&body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(encode(&again), body);
+        // Each distinct string is in the table once.
+        assert_eq!(body.matches("treatment").count(), 1);
+        assert_eq!(body.matches("country").count(), 1);
+        let (a, b) = (&again.flags[0], &again.flags[1]);
+        let (va, vb) = (
+            a.variants.of(&again.arena.variants),
+            b.variants.of(&again.arena.variants),
+        );
+        assert!(Arc::ptr_eq(&va[1].name, &vb[1].name));
+        assert!(Arc::ptr_eq(&va[1].value, &vb[1].value));
+        assert_eq!(b.target("u1"), Some(1));
+        assert_eq!(b.target("u3"), None);
+        // One allocation per array, however many flags.
+        // Lists written once: both flags' variants, and the country list (a set, so
+        // sorted), are one copy each.
+        assert_eq!(again.arena.variants.len(), 2);
+        assert_eq!(again.arena.strings.len(), 3);
+        assert_eq!(again.arena.clauses.len(), 2);
+    }
+
+    #[test]
+    fn cycles_that_compile_refuses_are_refused_when_decoded() {
+        let file = r#"{"segments":{"s":{"included":["u1"]}},"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","prerequisites":[{"flag":"b","variants":["on"]}],"rules":[{"clauses":[{"op":"segment","values":["s"]}],"serve":"on"}],"default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
+        let good = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        assert!(decode(&encode(&good)).is_ok());
+        // b requires a, which requires b.
+        let mut cyclic = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        let a_prereq = cyclic.flags[0].prerequisites.remove(0);
+        cyclic.flags[1]
+            .prerequisites
+            .push(crate::model::Prerequisite {
+                flag: 0,
+                variants: a_prereq.variants.clone(),
+            });
+        cyclic.flags[0].prerequisites.push(a_prereq);
+        assert!(matches!(decode(&encode(&cyclic)), Err(Damaged(m)) if m.contains("cycle")));
+        // A segment whose rule tests a segment.
+        let mut nested = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        let rule = nested.flags[0].rules.of(&nested.arena.rules)[0].clauses;
+        nested.segments[0].rules.push(rule);
+        assert!(matches!(decode(&encode(&nested)), Err(Damaged(m)) if m.contains("segment")));
+    }
+}
