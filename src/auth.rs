@@ -4,7 +4,7 @@
 use edgeflags_engine::digest::constant_time_eq;
 use fastly::Request;
 
-use crate::config;
+use crate::platform::{header, secret};
 
 /// What a request proved about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,13 +25,13 @@ pub fn presented(req: &Request) -> Option<&str> {
 
 /// The header that carries the presented token, and the token.
 fn presented_in(req: &Request) -> Option<(&'static str, &str)> {
-    crate::context::header(req, "authorization")
+    header(req, "authorization")
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(|t| ("authorization", t.trim()))
-        .or_else(|| crate::context::header(req, "x-api-key").map(|t| ("x-api-key", t.trim())))
+        .or_else(|| header(req, "x-api-key").map(|t| ("x-api-key", t.trim())))
 }
 
 /// The header that carried the presented token (to remove it once it has proved the
@@ -45,7 +45,7 @@ pub fn caller(req: &Request, secret_name: &str) -> Caller {
     let Some(given) = presented(req) else {
         return Caller::Anonymous;
     };
-    match config::secret(secret_name) {
+    match secret(secret_name) {
         Some(expected) if constant_time_eq(given.as_bytes(), &expected) => Caller::Authenticated,
         _ => Caller::Refused,
     }

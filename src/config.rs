@@ -11,9 +11,9 @@
 use std::rc::Rc;
 
 use edgeflags_engine::{Snapshot, compile_packed, pack, payload};
-use fastly::{ConfigStore, SecretStore};
+use fastly::ConfigStore;
 
-use crate::{CONFIG_STORE, SECRET_STORE};
+use crate::platform::{self, CONFIG_STORE, secrets};
 
 /// The flag file embedded at build time, and its version.
 const EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/embedded-flags.json"));
@@ -170,18 +170,11 @@ fn embedded(cache: &mut Cache, mut problems: Vec<String>, lookups: u32) -> Loade
 /// The snapshot signing key, when the secret store has one: then unsigned or badly
 /// signed snapshots are refused.
 fn signing_key() -> Option<Vec<u8>> {
-    secret("snapshot_key")
-}
-
-/// A secret from the edgeflags secret store, if the store and the secret exist.
-pub fn secret(name: &str) -> Option<Vec<u8>> {
-    let store = SecretStore::open(SECRET_STORE).ok()?;
-    let secret = store.try_get(name).ok().flatten()?;
-    Some(secret.plaintext().to_vec())
+    platform::secret(secrets::SNAPSHOT_KEY)
 }
 
 fn report(problems: &[String]) {
     for p in problems {
-        crate::response::log_ops("config", p);
+        platform::log_ops("config", p);
     }
 }

@@ -4,15 +4,10 @@
 //! (HMAC-SHA256 with the `user_hash_key` secret, 16 bytes in hex, computed once per
 //! request by [`RequestContext::hashed_user`]), never raw.
 
-use std::io::Write;
-
 use edgeflags_engine::{AttrValue, Evaluation, Snapshot, bucket::bucket_of};
 use serde_json::{Map, Value, json};
 
 use crate::context::RequestContext;
-
-/// The log endpoint for exposures and conversions.
-pub const EVENTS_LOG: &str = "edgeflags_events";
 
 /// Whether this user's exposures to `flag` are logged, at `rate` (0 to 1).
 fn sampled(flag: &str, user: Option<&str>, rate: f64) -> bool {
@@ -34,9 +29,7 @@ fn text_attr(rc: &RequestContext, name: &str) -> Value {
 }
 
 fn write_line(line: &Value) {
-    if let Ok(mut ep) = fastly::log::Endpoint::try_from_name(EVENTS_LOG) {
-        let _ = ep.write_all(line.to_string().as_bytes());
-    }
+    crate::platform::log_event(&line.to_string());
 }
 
 /// Logs the exposures of one request: every evaluated flag whose `exposure_sample`

@@ -5,33 +5,7 @@
 
 use std::net::IpAddr;
 
-/// What the edge knows of where a client is.
-#[derive(Debug, Default, Clone)]
-pub struct Place {
-    pub country: Option<String>,
-    pub region: Option<String>,
-    pub city: Option<String>,
-    pub continent: Option<String>,
-    /// Degrees, as Fastly reports them.
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    /// ±HHMM, as Fastly reports it.
-    pub utc_offset: Option<i32>,
-}
-
-impl Place {
-    /// The record as the engine's zone resolver reads it.
-    pub fn record(&self) -> edgeflags_engine::place::Record<'_> {
-        edgeflags_engine::place::Record {
-            country: self.country.as_deref(),
-            region: self.region.as_deref(),
-            city: self.city.as_deref(),
-            latitude: self.latitude,
-            longitude: self.longitude,
-            utc_offset: self.utc_offset,
-        }
-    }
-}
+use edgeflags_engine::place::Place;
 
 /// Looks up an address; `None` when the platform knows nothing of it.
 pub fn lookup(ip: IpAddr) -> Option<Place> {

@@ -2,16 +2,21 @@
 //! the engine. It loads the flag snapshot (config store, else the embedded copy), builds
 //! the user's context, decides every flag, and forwards the request to the origin the
 //! routes table picks, with the decisions as headers.
+//!
+//! Arrows point one way: `main` routes to the handlers (`endpoints`, `ofrep`, `origin`),
+//! which use `context`, `traits` and `events`; those use `config`, `auth`, `geo` and
+//! `target`; everything uses `platform` (the Fastly I/O), which uses nothing of the edge.
+//! Every rule that needs no host call is the engine's.
 
 mod auth;
 mod config;
 mod context;
+mod endpoints;
 mod events;
 mod geo;
-mod header;
 mod ofrep;
 mod origin;
-mod response;
+mod platform;
 mod target;
 mod traits;
 
@@ -20,12 +25,7 @@ use std::time::{Duration, Instant};
 use fastly::http::serve::Serve;
 use fastly::{Request, Response};
 
-/// The name of the config store that holds the packed flag snapshot.
-pub const CONFIG_STORE: &str = "edgeflags";
-/// The name of the secret store (snapshot signing key, preview-token key).
-pub const SECRET_STORE: &str = "edgeflags_secrets";
-/// The log endpoint for operator messages (config problems, ignored tokens).
-pub const OPS_LOG: &str = "edgeflags_ops";
+use crate::platform::secrets;
 
 /// What one instance keeps between the requests it serves: the compiled snapshot and a
 /// request counter. Nothing of a request's own state (user, context, cookies, preview)
@@ -63,51 +63,78 @@ fn heap_kib() -> usize {
 fn route(req: Request, loaded: &config::Loaded) -> Response {
     let path = req.get_path().to_string();
     if path == "/.edgeflags/health" {
-        response::health(loaded)
+        endpoints::health(loaded)
     } else if path == "/.edgeflags/explain" {
-        response::explain(req, loaded)
+        endpoints::explain(req, loaded)
     } else if path == "/.edgeflags/track" {
-        response::track(req, loaded)
-    } else if path.starts_with(ofrep::PREFIX) {
+        endpoints::track(req, loaded)
+    } else if path.starts_with(edgeflags_engine::ofrep::PREFIX) {
         ofrep::handle(req, loaded)
     } else {
         // A server holding the ofrep_token may name its user with `edgeflags-user`.
-        let server = auth::caller(&req, "ofrep_token") == auth::Caller::Authenticated;
-        let ctx = context::from_request(&req, loaded, server);
+        let server = auth::caller(&req, secrets::OFREP_TOKEN) == auth::Caller::Authenticated;
+        let ctx = traits::request_context(&req, loaded, server);
         origin::forward(req, loaded, ctx, server)
     }
 }
 
+/// Whether the request may see the edge's internals (instance ordinals, memory, store
+/// and profile lookups): it carries a valid preview token or the explain token. A
+/// request with neither costs no secret read.
+fn debug_allowed(req: &Request) -> bool {
+    if let Some(token) = context::preview_token(req) {
+        let key = platform::secret(secrets::PREVIEW_KEY);
+        let now = platform::now().timestamp();
+        if edgeflags_engine::preview::verify(&token, key.as_deref(), now).is_ok() {
+            return true;
+        }
+    }
+    auth::presented(req).is_some()
+        && auth::caller(req, secrets::EXPLAIN_TOKEN) == auth::Caller::Authenticated
+}
+
 /// Handles one request. Never fails: every problem becomes a response with the right
-/// status (see [`response::status_page`]).
+/// status.
 fn handle(req: Request, instance: &mut Instance) -> Response {
     let started = Instant::now();
     instance.requests += 1;
     traits::reset_lookups();
     let loaded = config::load(&mut instance.cache);
     let config_done = Instant::now();
-    let mut resp = match target::check(&req) {
-        // Checked before anything parses the URL through the SDK, which would panic.
-        Err(why) => response::bad_target(&why),
+    // Checked before anything parses the URL through the SDK, which would panic.
+    let checked = target::check(&req);
+    let debug = checked.is_ok() && debug_allowed(&req);
+    let mut resp = match checked {
+        Err(why) => endpoints::bad_target(&why),
         Ok(()) => route(req, &loaded),
     };
     let eval_done = Instant::now();
-    header::set_on(&mut resp, "edgeflags-snapshot", &loaded.version);
-    // Debug: the ordinal of this request in its instance (2 and up prove reuse).
-    resp.set_header("edgeflags-instance-request", instance.requests.to_string());
-    // Debug: the instance's linear memory (KiB), so a load run can see whether reuse grows it.
-    resp.set_header("edgeflags-instance-heap-kib", heap_kib().to_string());
-    resp.set_header(
-        "server-timing",
-        format!(
-            "config;dur={:.3};desc=\"lookups={} source={} cached={}\", edge;dur={:.3}, traits;desc=\"lookups={}\"",
-            (config_done - started).as_secs_f64() * 1000.0,
-            loaded.lookups,
-            loaded.source.name(),
-            loaded.reused,
-            (eval_done - config_done).as_secs_f64() * 1000.0,
-            traits::lookups(),
-        ),
-    );
+    platform::set_response_header(&mut resp, "edgeflags-snapshot", &loaded.version);
+    let config_ms = (config_done - started).as_secs_f64() * 1000.0;
+    let edge_ms = (eval_done - config_done).as_secs_f64() * 1000.0;
+    // Every response says how long the edge took (operators and browsers' devtools read
+    // it); only a request allowed to debug sees how: the store and profile lookups, the
+    // snapshot's source, and the instance it ran on.
+    if debug {
+        // The ordinal of this request in its instance (2 and up prove reuse).
+        resp.set_header("edgeflags-instance-request", instance.requests.to_string());
+        // The instance's linear memory (KiB), so a load run can see whether reuse grows it.
+        resp.set_header("edgeflags-instance-heap-kib", heap_kib().to_string());
+        resp.set_header(
+            "server-timing",
+            format!(
+                "config;dur={config_ms:.3};desc=\"lookups={} source={} cached={}\", edge;dur={edge_ms:.3}, traits;desc=\"lookups={}\"",
+                loaded.lookups,
+                loaded.source.name(),
+                loaded.reused,
+                traits::lookups(),
+            ),
+        );
+    } else {
+        resp.set_header(
+            "server-timing",
+            format!("config;dur={config_ms:.3}, edge;dur={edge_ms:.3}"),
+        );
+    }
     resp
 }

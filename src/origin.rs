@@ -20,8 +20,8 @@ use fastly::http::{FramingHeadersMode, Method, StatusCode, Version};
 use fastly::{Body, Request, Response};
 
 use crate::config::Loaded;
-use crate::context::{ID_COOKIE, RequestContext};
-use crate::response::{log_ops, status_page};
+use crate::context::RequestContext;
+use crate::platform::{self, log_ops, status_page};
 
 /// The cache key sent to the origin (hex), so it can see what the edge caches by.
 pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
@@ -90,9 +90,9 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     crate::events::exposures(snapshot, &loaded.version, &rc, &evals);
     let Forwarded { headers, content } = forward::forwarded(snapshot, &rc.ctx, &evals);
     for (name, value) in headers {
-        crate::header::set_encoded(&mut req, &name, &value);
+        platform::set_encoded(&mut req, &name, &value);
     }
-    crate::header::set(&mut req, "edgeflags-snapshot", &loaded.version);
+    platform::set_header(&mut req, "edgeflags-snapshot", &loaded.version);
     // Origins get HTTP/1.1 whatever the client spoke (an HTTP/2 request forwarded as
     // such is refused by an HTTP/1 origin).
     req.set_version(Version::HTTP_11);
@@ -121,10 +121,7 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
         },
     };
     if let Some(id) = &rc.new_id {
-        resp.append_header(
-            "set-cookie",
-            format!("{ID_COOKIE}={id}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax"),
-        );
+        platform::set_id_cookie(&mut resp, id);
         // A response that sets a new id must never be stored in a shared cache.
         resp.set_header("cache-control", "private, no-store");
     }
@@ -146,7 +143,7 @@ impl Upload {
     /// than GET and HEAD, or framing headers that announce one.
     fn of(req: &mut Request) -> Upload {
         let announced = req.contains_header("transfer-encoding")
-            || crate::context::header(req, "content-length").is_some_and(|l| l.trim() != "0");
+            || platform::header(req, "content-length").is_some_and(|l| l.trim() != "0");
         if announced || !matches!(req.get_method(), &Method::GET | &Method::HEAD) {
             Upload::Client(req.take_body())
         } else {
@@ -200,14 +197,14 @@ fn send(
     content: &str,
     upload: Upload,
 ) -> (Result<Response, Failure>, Option<Upload>) {
-    crate::header::set(&mut req, "edgeflags-route", &route.id);
+    platform::set_header(&mut req, "edgeflags-route", &route.id);
     let path = match &route.path_prefix {
         Some(prefix) => format!("{prefix}{original_path}"),
         None => original_path.to_string(),
     };
     req.set_path(&path);
     if let Some(host) = &route.host {
-        crate::header::set(&mut req, "host", host);
+        platform::set_header(&mut req, "host", host);
     }
     let backend = route.backend.as_str();
     // The cache key: the backend, the request as sent, and the decisions that change

@@ -1,21 +1,21 @@
-//! Behaviour traits at the edge: the user's profile from the `edgeflags_profiles` KV store
-//! (one lookup, keyed by the keyed hash of the user key, skipped when no rule tests a
-//! trait) and the origin's signed `ef_traits` cookie (HMAC with the `traits_key` secret),
-//! set as `traits.NAME` attributes. The cookie wins trait by trait. Every failure degrades
-//! to fewer traits, logged once to the ops endpoint, and never fails the request.
+//! Behaviour traits at the edge: the user's profile from the profile KV store (one
+//! lookup, keyed by the keyed hash of the user key, skipped when no rule tests a trait)
+//! and the origin's signed `ef_traits` cookie. The edge reads them; the engine decides
+//! what they mean (`edgeflags_engine::traits`: checks, the cookie winning trait by trait,
+//! the report explain shows). Read only for a verified identity. Every failure degrades to
+//! fewer traits, logged to the ops endpoint, and never fails the request.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use edgeflags_engine::traits::{self, PREFIX, Traits, TraitsError};
-use edgeflags_engine::{AttrValue, Snapshot};
+use edgeflags_engine::Snapshot;
+use edgeflags_engine::traits::{self, Report, Traits, TraitsError};
 use fastly::Request;
 use fastly::kv_store::{KVStore, KVStoreError};
-use serde_json::{Map, Value, json};
 
-use crate::context::{RequestContext, cookie};
+use crate::config::Loaded;
+use crate::context::{self, RequestContext};
+use crate::platform::{self, PROFILE_STORE, cookie, header, log_ops, secrets};
 
-/// The KV store of user profiles.
-pub const PROFILE_STORE: &str = "edgeflags_profiles";
 /// The cookie an origin sets with signed traits.
 pub const TRAITS_COOKIE: &str = "ef_traits";
 
@@ -32,52 +32,16 @@ pub fn lookups() -> u32 {
     LOOKUPS.load(Ordering::Relaxed)
 }
 
-/// Where this request's traits came from, for explain.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Whether traits were looked for at all (a rule tests one).
-    pub wanted: bool,
-    /// The profile: `found`, `none`, or why it was not used.
-    pub profile: String,
-    /// The cookie: `valid`, `none`, or why it was ignored.
-    pub cookie: String,
-    /// Trait name to (value, source).
-    pub sources: Vec<(String, AttrValue, &'static str)>,
-}
-
-impl Report {
-    /// The report for a context given whole in an explain body: its traits come from it.
-    pub fn from_body(ctx: &edgeflags_engine::Context) -> Report {
-        Report {
-            wanted: false,
-            profile: "not read: the context was given in the request body".into(),
-            cookie: "not read: the context was given in the request body".into(),
-            sources: ctx
-                .attributes()
-                .filter_map(|(n, v)| {
-                    let name = n.strip_prefix(PREFIX)?;
-                    Some((name.to_string(), v.clone(), "request body"))
-                })
-                .collect(),
-        }
+/// The context of a client request, traits included. `server`: whether the caller
+/// presented the endpoint's server token, so that the user `edgeflags-user` names is
+/// believed.
+pub fn request_context(req: &Request, loaded: &Loaded, server: bool) -> RequestContext {
+    let named = header(req, edgeflags_engine::identity::USER_HEADER);
+    let mut rc = context::build(req, loaded, server, named);
+    if let Some(snapshot) = loaded.snapshot.as_deref() {
+        apply(&mut rc, req, snapshot);
     }
-
-    /// The report as JSON (explain's `traits` member).
-    pub fn to_json(&self) -> Value {
-        let mut values = Map::new();
-        for (name, v, source) in &self.sources {
-            values.insert(
-                name.clone(),
-                json!({"value": v.to_json(), "source": source}),
-            );
-        }
-        json!({
-            "looked_up": self.wanted,
-            "profile": self.profile,
-            "cookie": self.cookie,
-            "values": values,
-        })
-    }
+    rc
 }
 
 /// Reads the traits of the context's user, when `snapshot` has a rule that tests one and
@@ -91,80 +55,33 @@ pub fn apply(rc: &mut RequestContext, req: &Request, snapshot: &Snapshot) {
         return;
     };
     if !rc.identity.vouches_for(&user) {
-        let why = format!(
-            "not read: the user key is not a verified identity (it came from: {})",
-            match rc.identity.key.as_deref() {
-                Some(k) if k == user => rc.identity.source.name(),
-                Some(_) => "an OFREP targetingKey",
-                None => "a new id",
-            }
-        );
-        rc.traits = Report {
-            wanted: true,
-            profile: why.clone(),
-            cookie: why,
-            sources: Vec::new(),
+        let came_from = match rc.identity.key.as_deref() {
+            Some(k) if k == user => rc.identity.source.name(),
+            Some(_) => "an OFREP targetingKey",
+            None => "a new id",
         };
+        rc.traits = Report::unverified(came_from);
         return;
     }
-    let mut report = Report {
-        wanted: true,
-        profile: "none".into(),
-        cookie: "none".into(),
-        sources: Vec::new(),
-    };
     let now = rc.now.timestamp();
-    let mut found: Vec<(String, AttrValue, &'static str)> = Vec::new();
-    if rc.new_id.is_none() {
-        match profile(rc.hashed_user(), now) {
-            Ok(Some(t)) => {
-                report.profile = refused_note("found", &t);
-                merge(&mut found, t, "profile");
-            }
-            Ok(None) => {}
-            Err(why) => {
-                crate::response::log_ops("traits", &format!("profile not used: {why}"));
-                report.profile = why;
-            }
+    let profile = match rc.new_id {
+        Some(_) => Ok(None),
+        None => profile(rc.hashed_user(), now),
+    };
+    if let Err(why) = &profile {
+        log_ops("traits", &format!("profile not used: {why}"));
+    }
+    let cookie = cookie(req, TRAITS_COOKIE).map(|token| {
+        let key = platform::secret(secrets::TRAITS_KEY);
+        let checked = traits::verify_cookie(token, key.as_deref(), &user, now);
+        if let Err(e) = &checked {
+            log_ops("traits", &format!("traits cookie ignored: {e}"));
         }
-    }
-    if let Some(token) = cookie(req, TRAITS_COOKIE) {
-        let key = crate::config::secret("traits_key");
-        match traits::verify_cookie(token, key.as_deref(), &user, now) {
-            Ok(t) => {
-                report.cookie = refused_note("valid", &t);
-                merge(&mut found, t, "cookie");
-            }
-            Err(e) => {
-                crate::response::log_ops("traits", &format!("traits cookie ignored: {e}"));
-                report.cookie = format!("ignored: {e}");
-            }
-        }
-    }
-    for (name, value, _) in &found {
-        rc.ctx.set(&format!("{PREFIX}{name}"), value.clone());
-    }
-    report.sources = found;
+        checked
+    });
+    let report = Report::gather(profile, cookie);
+    report.apply_to(&mut rc.ctx);
     rc.traits = report;
-}
-
-fn refused_note(status: &str, t: &Traits) -> String {
-    if t.refused.is_empty() {
-        return status.to_string();
-    }
-    let names: Vec<String> = t
-        .refused
-        .iter()
-        .map(|(n, why)| format!("{n}: {why}"))
-        .collect();
-    format!("{status}; left out {}", names.join(", "))
-}
-
-fn merge(into: &mut Vec<(String, AttrValue, &'static str)>, t: Traits, source: &'static str) {
-    for (name, value) in t.values {
-        into.retain(|(n, _, _)| *n != name);
-        into.push((name, value, source));
-    }
 }
 
 /// The user's profile: `Ok(None)` when there is none, `Err` with the reason when the store

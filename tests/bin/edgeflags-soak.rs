@@ -79,10 +79,14 @@ async fn one(
     addr: std::net::SocketAddr,
     user: String,
     t0: Instant,
+    debug: &str,
 ) -> Outcome {
     let start = t0.elapsed();
+    // The debug token (a preview token that changes nothing) shows the instance ordinal
+    // and memory, which the soak tracks.
     let req = hyper::Request::get(format!("http://{addr}/products"))
         .header("cookie", format!("ef_uid={user}"))
+        .header("edgeflags-preview", debug)
         .body(hyper::Body::empty());
     let mut out = Outcome {
         start,
@@ -177,15 +181,17 @@ fn main() -> Result<()> {
     let client = hyper::Client::new();
     // Burst.
     let burst_started = Instant::now();
+    let debug = edgeflags_e2e::debug_token();
     let outcomes: Vec<Outcome> = rt.block_on(async {
         let per = requests / concurrency;
         let mut tasks = Vec::new();
         for w in 0..concurrency {
             let client = client.clone();
+            let debug = debug.clone();
             tasks.push(tokio::spawn(async move {
                 let mut v = Vec::with_capacity(per);
                 for i in 0..per {
-                    v.push(one(&client, addr, format!("soak-{w}-{i}"), t0).await);
+                    v.push(one(&client, addr, format!("soak-{w}-{i}"), t0, &debug).await);
                 }
                 v
             }));
@@ -207,9 +213,10 @@ fn main() -> Result<()> {
         while Instant::now() < end {
             tick.tick().await;
             let client = client.clone();
+            let debug = debug.clone();
             i += 1;
             tasks.push(tokio::spawn(async move {
-                one(&client, addr, format!("steady-{}", i % 5000), t0).await
+                one(&client, addr, format!("steady-{}", i % 5000), t0, &debug).await
             }));
         }
         let mut all = Vec::new();

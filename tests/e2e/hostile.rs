@@ -455,3 +455,51 @@ fn the_demo_origins_vary_covers_everything_its_page_reads() {
         }
     }
 }
+
+/// The edge's internals (instance ordinal and memory, store and profile lookups, where the
+/// snapshot came from) are for operators: a plain request sees how long the edge took and
+/// nothing more; a valid preview token or the explain token opens the rest. A wrong
+/// token opens nothing.
+#[test]
+fn debug_headers_only_for_a_valid_preview_or_explain_token() {
+    let app = hostile();
+    let internals = |r: &Reply| {
+        (
+            r.header("edgeflags-instance-request").is_some(),
+            r.header("edgeflags-instance-heap-kib").is_some(),
+            r.header("server-timing")
+                .unwrap_or_default()
+                .contains("lookups="),
+        )
+    };
+    let plain = app.send(Req::get("/").user("u-debug"));
+    assert_eq!(plain.status, 200);
+    assert_eq!(internals(&plain), (false, false, false));
+    let timing = plain.header("server-timing").unwrap_or_default();
+    assert!(
+        timing.starts_with("config;dur=") && timing.contains("edge;dur="),
+        "{timing}"
+    );
+    let previewed = app.send(Req::get("/").user("u-debug").debug());
+    assert_eq!(internals(&previewed), (true, true, true));
+    let bearer = |token: &str| {
+        app.send(
+            Req::get("/")
+                .user("u-debug")
+                .header("authorization", &format!("Bearer {token}")),
+        )
+    };
+    assert_eq!(internals(&bearer(EXPLAIN_TOKEN)), (true, true, true));
+    assert_eq!(internals(&bearer("not-the-token")), (false, false, false));
+    let forged = app.send(Req::get("/").user("u-debug").header(
+        "edgeflags-preview",
+        &mint(
+            &Claims {
+                exp: 4_000_000_000,
+                ..Claims::default()
+            },
+            b"another-key",
+        ),
+    ));
+    assert_eq!(internals(&forged), (false, false, false));
+}

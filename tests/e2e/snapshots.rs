@@ -148,7 +148,7 @@ fn a_version_put_back_from_the_history_is_served_byte_for_byte() {
         .unwrap_or_else(|e| panic!("{e}"));
     let app = app(AppSpec::demo().store(Store::File(file.clone())));
     // visitor-3 is in checkout's v2 half; the restored version has checkout off.
-    let r = app.send(Req::get("/").user("visitor-3"));
+    let r = app.send(Req::get("/").user("visitor-3").debug());
     assert_eq!(r.header("edgeflags-snapshot"), Some(v2.as_str()));
     assert_eq!(r.decision("checkout").as_deref(), Some("v1"));
     assert_eq!(
@@ -276,7 +276,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
     let v1 = packed(&hundred_flags(), None);
     let parts = v1.len() - 1;
     let fresh = app(AppSpec::demo().store(Store::Entries(v1.clone())));
-    let r = fresh.send(Req::get("/").user("u-100"));
+    let r = fresh.send(Req::get("/").user("u-100").debug());
     assert_eq!(r.status, 200);
     assert!(r.decision("rollout-042").is_some());
     let n = lookups(&r);
@@ -299,7 +299,7 @@ fn lookups_stay_within_the_bars_for_100_flags() {
     let part = pack::Slot::B.part_key(last.unwrap_or_else(|| panic!("slot b was not written")));
     torn.insert(part, "0123456789abcdef:x".into());
     let app = app(AppSpec::demo().store(Store::Entries(torn)));
-    let r = app.send(Req::get("/").user("u-100"));
+    let r = app.send(Req::get("/").user("u-100").debug());
     let n = lookups(&r);
     assert!(n <= 15, "{n} lookups on fallback");
     assert!(n > clean, "the fallback read both slots ({n} lookups)");
@@ -347,7 +347,7 @@ fn a_reused_instance_answers_each_request_as_a_fresh_one_would() {
                 false,
             ),
         };
-        let r = app.send(req);
+        let r = app.send(req.debug());
         assert_eq!(r.status, 200);
         let saw = r.origin_saw();
         assert_eq!(

@@ -87,7 +87,7 @@ fn ops_lines(app: &edgeflags_e2e::App) -> Vec<String> {
 fn a_rule_on_a_kv_trait_serves_each_profile_its_variant() {
     let app = traits_app();
     let served = |user: &str| {
-        let r = app.send(as_user(user));
+        let r = app.send(as_user(user).debug());
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(trait_lookups(&r), Some(1), "one profile lookup per request");
         r.decision("recommendations")
@@ -114,14 +114,14 @@ fn a_rule_on_a_kv_trait_serves_each_profile_its_variant() {
         "{ops:?}"
     );
     // A key the client chooses reads no profile at all.
-    let chosen = app.send(Req::get("/").user("u-anime"));
+    let chosen = app.send(Req::get("/").user("u-anime").debug());
     assert_eq!(trait_lookups(&chosen), Some(0));
     assert_eq!(
         chosen.decision("recommendations").as_deref(),
         Some("trending_row")
     );
     // A first visit (no id yet) has no profile to look up.
-    let first = app.send(Req::get("/"));
+    let first = app.send(Req::get("/").debug());
     assert_eq!(trait_lookups(&first), Some(0));
     assert_eq!(
         first.decision("recommendations").as_deref(),
@@ -298,7 +298,7 @@ fn no_profile_store_and_no_trait_rules_degrade_quietly() {
         f.remove("recommendations");
     }
     let unused = app(AppSpec::demo().store(Store::Flags(flags, None)));
-    let r = unused.send(as_user("alice"));
+    let r = unused.send(as_user("alice").debug());
     assert_eq!(r.status, 200);
     assert_eq!(trait_lookups(&r), Some(0));
 }

@@ -654,6 +654,40 @@ impl Req {
     pub fn user(self, key: &str) -> Req {
         self.header("cookie", &format!("ef_uid={key}"))
     }
+    /// Allowed to see the edge's debug headers (instance ordinal and memory, store and
+    /// profile lookups in `Server-Timing`): with a preview token that changes nothing,
+    /// unless the request carries a preview token already.
+    pub fn debug(self) -> Req {
+        if self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("edgeflags-preview"))
+        {
+            return self;
+        }
+        self.header("edgeflags-preview", &debug_token())
+    }
+}
+
+/// A preview token that changes nothing (no place, clock or variant), signed with the
+/// local dev key for an hour: it lets a request see the edge's debug headers.
+pub fn debug_token() -> String {
+    let secrets: BTreeMap<String, String> =
+        std::fs::read_to_string(root().join("config-store/secrets.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+    let key = secrets.get("preview_key").cloned().unwrap_or_default();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+        + 3600;
+    let claims = edgeflags_engine::preview::Claims {
+        exp,
+        ..Default::default()
+    };
+    edgeflags_engine::preview::mint(&claims, key.as_bytes())
 }
 
 /// A response from the edge.

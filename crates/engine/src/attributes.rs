@@ -3,6 +3,11 @@
 //! (The IANA zone comes from the whole geolocation record: see [`crate::place`].) Pure
 //! functions, so the edge app stays thin and these are tested natively.
 
+use chrono::{DateTime, Utc};
+
+use crate::context::{AttrValue, Context};
+use crate::place::{self, Place, Resolution, Source};
+
 /// Attributes the edge derives from the platform (geolocation, device detection): a
 /// browser's OFREP call cannot override them, and they go to the origin as trusted headers.
 pub const PLATFORM: [&str; 6] = [
@@ -134,6 +139,53 @@ pub fn continent_for(country: &str) -> Option<&'static str> {
         .iter()
         .find(|(_, cs)| cs.contains(&c.as_str()))
         .map(|(k, _)| *k)
+}
+
+/// Sets the place attributes (`country`, `region`, `city`, `continent`) of a place; the
+/// ones it lacks are left as they are.
+pub fn set_place(ctx: &mut Context, place: &Place) {
+    let fields = [
+        ("country", &place.country),
+        ("region", &place.region),
+        ("city", &place.city),
+        ("continent", &place.continent),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = value {
+            ctx.set(name, v.as_str());
+        }
+    }
+}
+
+/// Sets the time zone of a place at `now`: the IANA zone resolved from the whole record
+/// (so daylight saving time and half-hour shifts are right), else the record's fixed
+/// offset. Returns the resolution, whose `fallback` says why an offset was fixed (the
+/// edge logs it); `None` when the record gives neither a country nor an offset.
+pub fn settle_zone(ctx: &mut Context, place: &Place, now: DateTime<Utc>) -> Option<Resolution> {
+    let resolved = place::resolve(&place.record(), now)?;
+    ctx.set_resolved_zone(&resolved);
+    Some(resolved)
+}
+
+/// Resolves the zone again from the context's own `country`, `region` and `city` (a body
+/// that names a place but no zone: an explain POST, a server-side OFREP call), unless the
+/// context names its zone itself.
+pub fn zone_from_attributes(ctx: &mut Context, now: DateTime<Utc>) -> Option<Resolution> {
+    if ctx.zone_source() == Some(Source::Given) {
+        return None;
+    }
+    let text = |name: &str| match ctx.get(name) {
+        Some(AttrValue::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let place = Place {
+        country: text("country"),
+        region: text("region"),
+        city: text("city"),
+        ..Place::default()
+    };
+    ctx.remove("timezone");
+    settle_zone(ctx, &place, now)
 }
 
 #[cfg(test)]

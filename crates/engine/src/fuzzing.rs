@@ -91,24 +91,33 @@ pub fn request_fields(data: &[u8]) {
     let (ua, lang, zone, country, region, token) = (next(), next(), next(), next(), next(), next());
     let (traits_cookie, profile, path) = (next(), next(), next());
     let (city, lat, lon, offset, secs) = (next(), next(), next(), next(), next());
-    let record = place::Record {
-        country: Some(country),
-        region: Some(region),
-        city: Some(city),
+    let mut place = place::Place {
+        country: Some(country.to_string()),
+        region: Some(region.to_string()),
+        city: Some(city.to_string()),
         latitude: lat.trim().parse().ok(),
         longitude: lon.trim().parse().ok(),
         utc_offset: offset.trim().parse().ok(),
+        ..place::Place::default()
     };
-    let now = DateTime::from_timestamp(secs.trim().parse().unwrap_or(1_795_000_000), 0)
+    let mut now = DateTime::from_timestamp(secs.trim().parse().unwrap_or(1_795_000_000), 0)
         .unwrap_or_default();
-    if let Some(r) = place::resolve(&record, now) {
-        let mut ctx = Context::new();
-        ctx.set_resolved_zone(&r);
+    // As the edge builds a context: the place, a preview token, then the zone.
+    let mut ctx = Context::with_key("u1");
+    attributes::set_place(&mut ctx, &place);
+    let mut zone_given = false;
+    if let Ok(claims) = preview::verify(token, Some(b"key"), 0) {
+        zone_given = preview::apply(&claims, &mut ctx, &mut place, &mut now);
+    }
+    if !zone_given && let Some(r) = attributes::settle_zone(&mut ctx, &place, now) {
         let _ = explain::context_json(&ctx);
         let _ = r.zone.local(now);
     }
-    let _ = crate::traits::verify_cookie(traits_cookie, Some(b"key"), ua, 0);
-    let _ = crate::traits::parse_profile(profile.as_bytes(), 0);
+    let cookie = crate::traits::verify_cookie(traits_cookie, Some(b"key"), ua, 0);
+    let profile = crate::traits::parse_profile(profile.as_bytes(), 0).map_err(|e| e.to_string());
+    let report = crate::traits::Report::gather(profile.map(Some), Some(cookie));
+    report.apply_to(&mut ctx);
+    let _ = report.to_json();
     let _ = crate::target::safe_path(path);
     let _ = attributes::device_class_from_user_agent(ua);
     let _ = attributes::language_from_accept_language(lang);
@@ -122,20 +131,31 @@ pub fn request_fields(data: &[u8]) {
     }
 }
 
-/// An OFREP request body, read as the edge reads it, then evaluated.
+/// An OFREP request body, read and merged as the edge reads and merges it (for a browser
+/// and for a server caller), then answered (single and bulk).
 pub fn ofrep_body(data: &[u8]) {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return;
-    };
-    let Some(obj) = body.get("context").and_then(|c| c.as_object()) else {
-        return;
-    };
-    let ctx = Context::from_json(obj);
-    if let Some(snapshot) = demo() {
-        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
-        for e in snapshot.evaluate_all(&ctx, now) {
-            let _ = explain::evaluation_json(&e);
+    let Some(snapshot) = demo() else { return };
+    let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    for authenticated in [false, true] {
+        let Ok(asked) = crate::ofrep::parse(data, authenticated) else {
+            continue;
+        };
+        let mut ctx = Context::with_key("edge-user")
+            .with("country", "JP")
+            .with("device", "mobile");
+        let _ = crate::ofrep::merge(&mut ctx, &asked.context, authenticated, now);
+        crate::ofrep::merge_traits(&mut ctx, &asked.context, authenticated);
+        if !authenticated {
+            assert_eq!(
+                ctx.get("country"),
+                Some(&"JP".into()),
+                "a browser moved the edge"
+            );
         }
+        let meta = crate::ofrep::metadata("v", &ctx);
+        let _ = crate::ofrep::single(snapshot, "checkout", &ctx, now, &meta);
+        let bulk = crate::ofrep::bulk(snapshot, &ctx, now, &meta);
+        assert!(crate::ofrep::if_none_match(Some(&bulk.etag), &bulk.etag));
     }
 }
 
@@ -242,31 +262,13 @@ pub fn request(data: &[u8]) {
                     .and_then(|v| v.strip_prefix('='))
             })
         });
+    let mut place = crate::place::Place::default();
+    let mut zone_given = false;
     if let Some(claims) = token.and_then(|t| preview::verify(t, Some(b"key"), 0).ok()) {
-        for (name, v) in [
-            ("country", &claims.country),
-            ("region", &claims.region),
-            ("city", &claims.city),
-            ("continent", &claims.continent),
-            ("device", &claims.device),
-        ] {
-            if let Some(v) = v {
-                ctx.set(name, v.as_str());
-            }
-        }
-        if let Some(z) = claims.zone.as_deref().and_then(Zone::parse) {
-            ctx.set_zone(z);
-        }
-        if let Some(at) = claims
-            .at
-            .as_deref()
-            .and_then(|a| DateTime::parse_from_rfc3339(a).ok())
-        {
-            now = at.to_utc();
-        }
-        for (flag, variant) in &claims.variants {
-            ctx.force(flag, variant);
-        }
+        zone_given = preview::apply(&claims, &mut ctx, &mut place, &mut now);
+    }
+    if !zone_given {
+        let _ = attributes::settle_zone(&mut ctx, &place, now);
     }
     let evals: Vec<_> = snapshot.evaluate_all(&ctx, now).collect();
     let _ = snapshot.route(&ctx, now);

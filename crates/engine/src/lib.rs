@@ -27,6 +27,7 @@ pub mod history;
 pub mod identity;
 pub mod lint;
 pub mod model;
+pub mod ofrep;
 pub mod pack;
 pub mod payload;
 pub mod place;

@@ -55,6 +55,40 @@ pub struct Record<'a> {
     pub utc_offset: Option<i32>,
 }
 
+/// What the edge knows of where a client is, owned: from the geolocation record of the
+/// client address, or from a preview token. [`Place::record`] is what the resolver reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Place {
+    /// Country code (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
+    /// Region code (ISO 3166-2 part after the dash).
+    pub region: Option<String>,
+    /// City name.
+    pub city: Option<String>,
+    /// Continent code.
+    pub continent: Option<String>,
+    /// Latitude in degrees, as Fastly reports it.
+    pub latitude: Option<f64>,
+    /// Longitude in degrees, as Fastly reports it.
+    pub longitude: Option<f64>,
+    /// UTC offset as `±HHMM`, as Fastly reports it.
+    pub utc_offset: Option<i32>,
+}
+
+impl Place {
+    /// The record as the zone resolver reads it.
+    pub fn record(&self) -> Record<'_> {
+        Record {
+            country: self.country.as_deref(),
+            region: self.region.as_deref(),
+            city: self.city.as_deref(),
+            latitude: self.latitude,
+            longitude: self.longitude,
+            utc_offset: self.utc_offset,
+        }
+    }
+}
+
 /// How a context's time zone was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

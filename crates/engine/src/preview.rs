@@ -7,9 +7,14 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::attributes;
+use crate::context::Context;
 use crate::digest;
+use crate::place::{Place, Source};
+use crate::zone::Zone;
 
 /// The longest token accepted, in bytes.
 pub const MAX_TOKEN: usize = 4096;
@@ -99,6 +104,58 @@ pub fn verify(token: &str, key: Option<&[u8]>, now_secs: i64) -> Result<Claims, 
     Ok(claims)
 }
 
+/// Applies a valid token's claims to a request's context, its place and its clock. A
+/// token that names a country replaces the client's place (the place attributes and the
+/// zone are cleared; the continent follows from the country unless the token names it),
+/// so the zone is then resolved from the token's place as for a client; one that names a
+/// zone sets it (source `token`), and then this returns true: the caller must not resolve
+/// the zone from the place. A device, the instant (`at`) and forced variants apply as
+/// given; an `at` that is not RFC 3339 is ignored.
+pub fn apply(
+    claims: &Claims,
+    ctx: &mut Context,
+    place: &mut Place,
+    now: &mut DateTime<Utc>,
+) -> bool {
+    if claims.country.is_some() {
+        for name in ["country", "region", "city", "continent", "timezone"] {
+            ctx.remove(name);
+        }
+        *place = Place {
+            country: claims.country.clone(),
+            region: claims.region.clone(),
+            city: claims.city.clone(),
+            continent: claims.continent.clone().or_else(|| {
+                claims
+                    .country
+                    .as_deref()
+                    .and_then(attributes::continent_for)
+                    .map(str::to_string)
+            }),
+            ..Place::default()
+        };
+    }
+    attributes::set_place(ctx, place);
+    let zone = claims.zone.as_deref().and_then(Zone::parse);
+    if let Some(z) = zone {
+        ctx.set_zone_from(z, Source::Token);
+    }
+    if let Some(d) = &claims.device {
+        ctx.set("device", d.as_str());
+    }
+    if let Some(at) = claims
+        .at
+        .as_deref()
+        .and_then(|a| DateTime::parse_from_rfc3339(a).ok())
+    {
+        *now = at.with_timezone(&Utc);
+    }
+    for (flag, variant) in &claims.variants {
+        ctx.force(flag, variant);
+    }
+    zone.is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +194,74 @@ mod tests {
             verify(&forged, Some(b"k"), 1000),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn a_token_replaces_the_place_and_sets_the_clock_device_and_variants() {
+        let mut ctx = Context::with_key("u1")
+            .with("country", "US")
+            .with("region", "NY")
+            .with("city", "New York");
+        let mut place = Place {
+            country: Some("US".into()),
+            region: Some("NY".into()),
+            city: Some("New York".into()),
+            latitude: Some(40.7),
+            longitude: Some(-74.0),
+            utc_offset: Some(-500),
+            ..Place::default()
+        };
+        let mut now = DateTime::from_timestamp(0, 0).unwrap_or_default();
+        let claims = Claims {
+            exp: 10,
+            country: Some("NP".into()),
+            device: Some("tv".into()),
+            at: Some("2026-11-28T12:00:00+05:45".into()),
+            variants: [("checkout".to_string(), "v2".to_string())].into(),
+            ..Claims::default()
+        };
+        assert!(!apply(&claims, &mut ctx, &mut place, &mut now));
+        // The client's place is gone, coordinates and offset included; the continent
+        // follows from the country.
+        assert_eq!(place.country.as_deref(), Some("NP"));
+        assert_eq!(place.continent.as_deref(), Some("AS"));
+        assert_eq!(
+            (place.region.as_deref(), place.latitude, place.utc_offset),
+            (None, None, None)
+        );
+        assert_eq!(ctx.get("region"), None);
+        assert_eq!(ctx.get("city"), None);
+        assert_eq!(ctx.get("country"), Some(&"NP".into()));
+        assert_eq!(ctx.get("device"), Some(&"tv".into()));
+        assert_eq!(ctx.forced("checkout"), Some("v2"));
+        assert_eq!(now.to_rfc3339(), "2026-11-28T06:15:00+00:00");
+        // The zone comes from the place, later: the resolver gives Nepal its zone.
+        let resolved = attributes::settle_zone(&mut ctx, &place, now);
+        assert_eq!(
+            ctx.zone().map(Zone::name).as_deref(),
+            Some("Asia/Kathmandu")
+        );
+        assert!(resolved.is_some_and(|r| r.fallback.is_none()));
+    }
+
+    #[test]
+    fn a_token_that_names_a_zone_sets_it_and_keeps_the_clients_place() {
+        let mut ctx = Context::with_key("u1").with("country", "FR");
+        let mut place = Place {
+            country: Some("FR".into()),
+            ..Place::default()
+        };
+        let mut now = DateTime::from_timestamp(1_000, 0).unwrap_or_default();
+        let claims = Claims {
+            exp: 10,
+            zone: Some("-09:30".into()),
+            at: Some("not an instant".into()),
+            ..Claims::default()
+        };
+        assert!(apply(&claims, &mut ctx, &mut place, &mut now));
+        assert_eq!(ctx.get("country"), Some(&"FR".into()));
+        assert_eq!(ctx.zone().map(Zone::name).as_deref(), Some("-09:30"));
+        assert_eq!(ctx.zone_source(), Some(Source::Token));
+        assert_eq!(now.timestamp(), 1_000, "a bad `at` is ignored");
     }
 }

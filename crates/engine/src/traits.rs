@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::context::AttrValue;
+use crate::context::{AttrValue, Context};
 use crate::preview::{self, TokenError};
 
 /// The attribute prefix of a trait: `traits.watch_genre`.
@@ -189,6 +189,132 @@ pub fn verify_cookie(
     Ok(check(&c.traits, Some(c.exp)))
 }
 
+/// Where a request's traits came from, for explain: whether they were looked for, what
+/// happened to the profile and to the cookie, and each trait's value and source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Whether traits were looked for at all (a rule tests one).
+    pub wanted: bool,
+    /// The profile: `found`, `none`, or why it was not used.
+    pub profile: String,
+    /// The cookie: `valid`, `none`, or why it was ignored.
+    pub cookie: String,
+    /// Trait name (without the prefix), value and source (`profile`, `cookie`, or
+    /// `request body`), in the order they were set.
+    pub sources: Vec<(String, AttrValue, &'static str)>,
+}
+
+impl Report {
+    /// The traits of a profile (`Ok(None)`: there is none; `Err`: why it is unusable)
+    /// and of a cookie (`None`: the request has none), the cookie winning trait by trait
+    /// (it is the origin's newer knowledge).
+    pub fn gather(
+        profile: Result<Option<Traits>, String>,
+        cookie: Option<Result<Traits, TraitsError>>,
+    ) -> Report {
+        let mut report = Report {
+            wanted: true,
+            profile: "none".into(),
+            cookie: "none".into(),
+            sources: Vec::new(),
+        };
+        match profile {
+            Ok(Some(t)) => {
+                report.profile = refused_note("found", &t);
+                report.merge(t, "profile");
+            }
+            Ok(None) => {}
+            Err(why) => report.profile = why,
+        }
+        match cookie {
+            Some(Ok(t)) => {
+                report.cookie = refused_note("valid", &t);
+                report.merge(t, "cookie");
+            }
+            Some(Err(e)) => report.cookie = format!("ignored: {e}"),
+            None => {}
+        }
+        report
+    }
+
+    /// The report when traits were wanted but the user key is not a verified identity
+    /// (`came_from` says where the key came from): nothing is read.
+    pub fn unverified(came_from: &str) -> Report {
+        let why = format!(
+            "not read: the user key is not a verified identity (it came from: {came_from})"
+        );
+        Report {
+            wanted: true,
+            profile: why.clone(),
+            cookie: why,
+            sources: Vec::new(),
+        }
+    }
+
+    /// The report for a context given whole in a request body: its traits come from it.
+    pub fn from_body(ctx: &Context) -> Report {
+        Report {
+            wanted: false,
+            profile: "not read: the context was given in the request body".into(),
+            cookie: "not read: the context was given in the request body".into(),
+            sources: ctx
+                .attributes()
+                .filter_map(|(n, v)| {
+                    let name = n.strip_prefix(PREFIX)?;
+                    Some((name.to_string(), v.clone(), "request body"))
+                })
+                .collect(),
+        }
+    }
+
+    fn merge(&mut self, t: Traits, source: &'static str) {
+        for (name, value) in t.values {
+            self.sources.retain(|(n, _, _)| *n != name);
+            self.sources.push((name, value, source));
+        }
+    }
+
+    /// Sets every trait as the attribute `traits.NAME`.
+    pub fn apply_to(&self, ctx: &mut Context) {
+        for (name, value, _) in &self.sources {
+            ctx.set(&format!("{PREFIX}{name}"), value.clone());
+        }
+    }
+
+    /// The report as JSON (explain's `traits` member).
+    pub fn to_json(&self) -> Value {
+        let values: serde_json::Map<String, Value> = self
+            .sources
+            .iter()
+            .map(|(name, v, source)| {
+                (
+                    name.clone(),
+                    serde_json::json!({"value": v.to_json(), "source": source}),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "looked_up": self.wanted,
+            "profile": self.profile,
+            "cookie": self.cookie,
+            "values": values,
+        })
+    }
+}
+
+/// `status`, with the traits that were left out and why.
+fn refused_note(status: &str, t: &Traits) -> String {
+    if t.refused.is_empty() {
+        return status.to_string();
+    }
+    let names: Vec<String> = t
+        .refused
+        .iter()
+        .map(|(n, why)| format!("{n}: {why}"))
+        .collect();
+    format!("{status}; left out {}", names.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -279,5 +405,50 @@ mod tests {
         assert_ne!(a, user_hash(b"k2", "alice"));
         assert_ne!(a, user_hash(b"k1", "bob"));
         assert!(!a.contains("alice"));
+    }
+
+    #[test]
+    fn the_cookie_wins_trait_by_trait_and_the_report_says_where_each_came_from() {
+        let profile = check(
+            &map(json!({"plan": "pro", "buyer": "casual", "Bad": 1})),
+            None,
+        );
+        let cookie = check(&map(json!({"buyer": "bargain_hunter"})), Some(99));
+        let r = Report::gather(Ok(Some(profile)), Some(Ok(cookie)));
+        assert_eq!(r.profile, "found; left out Bad: invalid name");
+        assert_eq!(r.cookie, "valid");
+        let mut ctx = Context::with_key("u");
+        r.apply_to(&mut ctx);
+        assert_eq!(ctx.get("traits.buyer"), Some(&"bargain_hunter".into()));
+        assert_eq!(ctx.get("traits.plan"), Some(&"pro".into()));
+        let doc = r.to_json();
+        assert_eq!(doc["values"]["buyer"]["source"], "cookie");
+        assert_eq!(doc["values"]["plan"]["source"], "profile");
+        assert_eq!(doc["looked_up"], true);
+    }
+
+    #[test]
+    fn an_unusable_profile_or_cookie_degrades_to_fewer_traits_with_the_reason() {
+        let r = Report::gather(
+            Err("expired at 5".into()),
+            Some(Err(TraitsError::OtherUser)),
+        );
+        assert_eq!(r.profile, "expired at 5");
+        assert_eq!(r.cookie, "ignored: issued for another user");
+        assert!(r.sources.is_empty());
+        let none = Report::gather(Ok(None), None);
+        assert_eq!(
+            (none.profile.as_str(), none.cookie.as_str()),
+            ("none", "none")
+        );
+        let u = Report::unverified("the id cookie");
+        assert!(u.wanted && u.profile.contains("the id cookie") && u.sources.is_empty());
+        let body = Report::from_body(
+            &Context::with_key("u")
+                .with("traits.plan", "pro")
+                .with("country", "JP"),
+        );
+        assert_eq!(body.sources.len(), 1);
+        assert_eq!(body.sources[0].2, "request body");
     }
 }

@@ -12,8 +12,8 @@
 //! Decoding makes one shared string per table entry and one allocation per array: for
 //! 100 flags about 130 allocations. Text rather than base64'd bytes, because a config
 //! store value is a string already checked as UTF-8: each table string is cut from it
-//! in place. Operators and comparisons are written by the tags of [`OpKind`] and
-//! [`Cmp`], the tables beside the model's types. Index fields are re-checked by
+//! in place. Operators and comparisons are written by the tags of `OpKind` and
+//! `Cmp`, the tables beside the model's types. Index fields are re-checked by
 //! evaluation (every lookup is a `get`), so even a damaged snapshot cannot panic; the
 //! invariants evaluation needs to terminate (no prerequisite cycle, no segment inside a
 //! segment) are checked after decoding with the same function compile uses.

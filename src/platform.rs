@@ -1,0 +1,222 @@
+//! The edge's I/O with Fastly, in one place: the names of the stores, secrets and log
+//! endpoints it uses, reading secrets, writing log lines, reading request headers,
+//! cookies and bodies, writing header values through the engine's checked encoder, the
+//! id cookie, plain status pages, the clock and randomness. Every other module of the
+//! edge imports this one and none of them; it imports nothing of the edge.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use edgeflags_engine::header_value;
+use edgeflags_engine::identity::ID_COOKIE;
+use fastly::http::{HeaderName, HeaderValue, StatusCode};
+use fastly::{Request, Response, SecretStore};
+
+/// The config store that holds the packed flag snapshot.
+pub const CONFIG_STORE: &str = "edgeflags";
+/// The secret store of the edge's keys.
+pub const SECRET_STORE: &str = "edgeflags_secrets";
+/// The KV store of user profiles.
+pub const PROFILE_STORE: &str = "edgeflags_profiles";
+/// The log endpoint for operator messages (config problems, ignored tokens, failing
+/// origins, client errors).
+pub const OPS_LOG: &str = "edgeflags_ops";
+/// The log endpoint for exposures and conversions.
+pub const EVENTS_LOG: &str = "edgeflags_events";
+
+/// The secrets the edge reads from [`SECRET_STORE`].
+pub mod secrets {
+    /// Signs preview tokens.
+    pub const PREVIEW_KEY: &str = "preview_key";
+    /// Keys the user hash in events and profile keys.
+    pub const USER_HASH_KEY: &str = "user_hash_key";
+    /// Signs the origin's `ef_id` and `ef_traits` cookies.
+    pub const TRAITS_KEY: &str = "traits_key";
+    /// Server-side OFREP callers present it (and may then name their user).
+    pub const OFREP_TOKEN: &str = "ofrep_token";
+    /// Opens the explain endpoint (and the debug headers).
+    pub const EXPLAIN_TOKEN: &str = "explain_token";
+    /// When set, the edge accepts only snapshots signed with it.
+    pub const SNAPSHOT_KEY: &str = "snapshot_key";
+}
+
+/// A secret from the secret store, if the store and the secret exist.
+pub fn secret(name: &str) -> Option<Vec<u8>> {
+    let store = SecretStore::open(SECRET_STORE).ok()?;
+    let secret = store.try_get(name).ok().flatten()?;
+    Some(secret.plaintext().to_vec())
+}
+
+/// Writes one line to a log endpoint (one `write` per line, as Fastly needs).
+fn log_line(endpoint: &str, line: &str) {
+    if let Ok(mut ep) = fastly::log::Endpoint::try_from_name(endpoint) {
+        let _ = ep.write_all(line.as_bytes());
+    }
+}
+
+/// Writes one JSON line to the operator log endpoint.
+pub fn log_ops(area: &str, message: &str) {
+    let line = serde_json::json!({ "kind": "ops", "area": area, "message": message });
+    log_line(OPS_LOG, &line.to_string());
+}
+
+/// Writes one event line (JSON) to the events log endpoint.
+pub fn log_event(line: &str) {
+    log_line(EVENTS_LOG, line);
+}
+
+/// A header's value, when it is UTF-8. (The fastly crate's `get_header_str` panics on a
+/// value that is not, and a client chooses the bytes.)
+pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.get_header(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// Every value of a header that is UTF-8.
+pub fn headers<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
+    req.get_header_all(name)
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
+/// A cookie's value (a bounded search: see `edgeflags_engine::cookie`).
+pub fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    edgeflags_engine::cookie::find(headers(req, "cookie"), name)
+}
+
+/// The checked name and value, or `None` when either cannot be a header.
+fn checked(name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+    let value = HeaderValue::from_str(&header_value::encode(value)?).ok()?;
+    Some((name, value))
+}
+
+/// Sets a request header to a value the engine has already encoded (such as
+/// `edgeflags_engine::forward`'s), checked again but not encoded twice. Every value that
+/// is not a fixed string of the edge's own goes through here or [`set_header`], never
+/// through the `fastly` crate's panicking conversion.
+pub fn set_encoded(req: &mut Request, name: &str, encoded: &str) {
+    let name = HeaderName::from_bytes(name.as_bytes()).ok();
+    let value = header_value::is_valid(encoded.as_bytes())
+        .then(|| HeaderValue::from_str(encoded).ok())
+        .flatten();
+    if let (Some(n), Some(v)) = (name, value) {
+        req.set_header(n, v);
+    }
+}
+
+/// Sets a request header to `value`, encoded; leaves it unset when it cannot be written.
+pub fn set_header(req: &mut Request, name: &str, value: &str) {
+    if let Some((n, v)) = checked(name, value) {
+        req.set_header(n, v);
+    }
+}
+
+/// Sets a response header to `value`, encoded; leaves it unset when it cannot be written.
+pub fn set_response_header(resp: &mut Response, name: &str, value: &str) {
+    if let Some((n, v)) = checked(name, value) {
+        resp.set_header(n, v);
+    }
+}
+
+/// Sets the id cookie for a freshly minted id, so the assignment sticks: `HttpOnly;
+/// Secure; SameSite=Lax`, a year.
+pub fn set_id_cookie(resp: &mut Response, id: &str) {
+    resp.append_header(
+        "set-cookie",
+        format!("{ID_COOKIE}={id}; Path=/; Max-Age=31536000; HttpOnly; Secure; SameSite=Lax"),
+    );
+}
+
+/// A plain error page: the status and a sentence for people, never internals.
+pub fn status_page(status: StatusCode, message: &str) -> Response {
+    Response::from_status(status)
+        .with_header("content-type", "text/plain; charset=utf-8")
+        .with_header("cache-control", "no-store")
+        .with_body(format!(
+            "{} {}\n{message}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ))
+}
+
+/// A JSON answer of the edge's own, never stored by a cache.
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    Response::from_status(status)
+        .with_header("content-type", "application/json")
+        .with_header("cache-control", "no-store")
+        .with_body(body)
+}
+
+/// Why a request body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the endpoint takes.
+    TooLarge,
+    /// The client broke it off or mangled it (a bad chunk, a connection cut mid-body).
+    Broken(String),
+}
+
+impl BodyError {
+    /// The client's 4xx page for it; a broken body is also logged as a client error.
+    pub fn page(&self) -> Response {
+        match self {
+            BodyError::TooLarge => status_page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body is too large.",
+            ),
+            BodyError::Broken(_) => {
+                self.log();
+                status_page(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read.",
+                )
+            }
+        }
+    }
+
+    /// Logs a broken body as the client's error (never an origin's).
+    pub fn log(&self) {
+        if let BodyError::Broken(why) = self {
+            log_ops("client", &format!("request body could not be read: {why}"));
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes. Never reads more than `limit + 1`
+/// bytes, whatever the client sends.
+pub fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, BodyError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let body = req.take_body();
+    body.take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BodyError::Broken(e.to_string()))?;
+    if out.len() > limit {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(out)
+}
+
+/// The current instant, to the millisecond.
+pub fn now() -> DateTime<Utc> {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// 128 random bits as 32 hex digits (from WASI's random source).
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without randomness, fall back to the clock: unique enough, and never a panic.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    edgeflags_engine::digest::hex(&bytes)
+}
