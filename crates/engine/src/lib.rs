@@ -10,6 +10,7 @@
 //! key: see [`bucket`] and `docs/bucketing.md`.
 #![deny(missing_docs)]
 
+pub mod allocation;
 pub mod attributes;
 pub mod bucket;
 pub mod codec;
