@@ -16,7 +16,7 @@ use crate::context::{AttrValue, Context};
 /// The bucket, in `0..BUCKETS`, of the context's attribute `by` under the salt `prefix`
 /// holds; `None` when the attribute is missing or is neither a string nor an integer
 /// (such a user cannot be placed, as in a split).
-#[inline]
+#[inline(always)]
 pub(crate) fn draw(prefix: &Prefix, by: &str, ctx: &Context) -> Option<u32> {
     let mut buf = [0u8; 20];
     let text = match ctx.get(by)? {

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::allocation::draw;
+use crate::allocation::{Allocation, draw};
 use crate::context::{AttrValue, Context};
 use crate::model::{Clause, FlagType, Op, Serve, Snapshot};
 
@@ -246,25 +246,16 @@ impl Snapshot {
         }
         // Whether the user is in the flag's layer slots (always, for a flag in no layer):
         // only then do its splits and its ramp place them.
-        let mut placed = true;
-        if let Some(a) = &f.allocation {
-            for &h in &a.holdouts {
-                if let Some(holdout) = self.holdouts.get(h)
-                    && let Some(b) = holdout.bucket(ctx)
-                    && b < holdout.units
-                {
-                    let reason = Reason::Holdout { id: &holdout.name };
-                    return serve(f.off_variant, reason, Some(b));
+        let allocation = f.allocation.as_deref();
+        let placed = match allocation {
+            None => true,
+            Some(a) => {
+                if let Some((id, b)) = self.holdout_of(a, ctx) {
+                    return serve(f.off_variant, Reason::Holdout { id }, Some(b));
                 }
+                self.in_slots(a, ctx)
             }
-            if let Some(m) = &a.layer {
-                placed = self
-                    .layers
-                    .get(m.layer)
-                    .and_then(|l| l.slot(ctx))
-                    .is_some_and(|s| m.holds(s));
-            }
-        }
+        };
         for (index, rule) in f.rules.of(&self.arena.rules).iter().enumerate() {
             if rule
                 .schedule
@@ -297,14 +288,11 @@ impl Snapshot {
                 }
             }
         }
-        if placed
-            && let Some(ramp) = f.allocation.as_ref().and_then(|a| a.ramp.as_ref())
-            && let Some(step) = ramp.live(now)
-            && let Some(live) = ramp.steps.get(step)
-            && let Some(b) = ramp.bucket(ctx)
-            && b < live.units
+        if let Some(a) = allocation
+            && placed
+            && let Some((variant, step, b)) = ramp_of(a, ctx, now)
         {
-            return serve(ramp.variant, Reason::Ramp { step }, Some(b));
+            return serve(variant, Reason::Ramp { step }, Some(b));
         }
         match &f.fallthrough {
             Serve::Variant(v) => serve(*v, Reason::Default, None),
@@ -313,6 +301,29 @@ impl Snapshot {
                 None => serve(f.off_variant, Reason::Default, None),
             },
         }
+    }
+
+    /// The first holdout of a flag's allocation that holds the user: its name and the
+    /// user's bucket. (Out of line: most flags have no allocation, and evaluation's hot
+    /// path stays small.)
+    #[inline(never)]
+    fn holdout_of(&self, a: &Allocation, ctx: &Context) -> Option<(&str, u32)> {
+        a.holdouts.iter().find_map(|&h| {
+            let holdout = self.holdouts.get(h)?;
+            let b = holdout.bucket(ctx)?;
+            (b < holdout.units).then_some((&*holdout.name, b))
+        })
+    }
+
+    /// Whether the user is in the slots of the flag's layer (always, in no layer).
+    #[inline(never)]
+    fn in_slots(&self, a: &Allocation, ctx: &Context) -> bool {
+        a.layer.is_none_or(|m| {
+            self.layers
+                .get(m.layer)
+                .and_then(|l| l.slot(ctx))
+                .is_some_and(|s| m.holds(s))
+        })
     }
 
     /// Whether a clause matches. A clause about an attribute the context lacks (or a
@@ -397,6 +408,17 @@ impl Snapshot {
             Op::LocalTime(_) | Op::Segment(_) | Op::Exists => false,
         }
     }
+}
+
+/// The ramp's variant, live step and the user's bucket, when the flag has a ramp whose
+/// live step lets the user in.
+#[inline(never)]
+fn ramp_of(a: &Allocation, ctx: &Context, now: DateTime<Utc>) -> Option<(usize, usize, u32)> {
+    let ramp = a.ramp.as_ref()?;
+    let step = ramp.live(now)?;
+    let live = ramp.steps.get(step)?;
+    let b = ramp.bucket(ctx)?;
+    (b < live.units).then_some((ramp.variant, step, b))
 }
 
 fn num_matches(op: &Op, n: f64) -> bool {
