@@ -34,6 +34,7 @@ pub mod payload;
 pub mod place;
 pub mod preview;
 pub mod route;
+pub mod sequential;
 pub mod target;
 pub mod traits;
 pub mod zone;
