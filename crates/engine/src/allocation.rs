@@ -121,6 +121,12 @@ impl Membership {
     pub(crate) fn holds(&self, slot: u32) -> bool {
         self.from <= slot && slot < self.to
     }
+
+    /// Whether two places share a slot of the same layer (a user there would be in both
+    /// experiments): what compile refuses and decoding checks.
+    pub(crate) fn overlaps(&self, other: &Membership) -> bool {
+        self.layer == other.layer && self.from < other.to && other.from < self.to
+    }
 }
 
 /// One step of a ramp: from `at` on, `units` buckets (0.001 % each) get the ramp's variant.
@@ -230,5 +236,15 @@ mod tests {
             let layer = Layer::new("l".into(), "layer:l".into(), "key".into(), slots);
             assert_eq!(layer.slot(&ctx), None, "{slots}");
         }
+    }
+
+    #[test]
+    fn places_overlap_when_they_share_a_slot_of_one_layer() {
+        let place = |layer, from, to| Membership { layer, from, to };
+        assert!(place(0, 0, 50).overlaps(&place(0, 49, 60)));
+        assert!(place(0, 10, 20).overlaps(&place(0, 0, 100)));
+        assert!(!place(0, 0, 50).overlaps(&place(0, 50, 100)), "adjacent");
+        assert!(!place(0, 50, 100).overlaps(&place(0, 0, 50)), "adjacent");
+        assert!(!place(0, 0, 50).overlaps(&place(1, 0, 50)), "another layer");
     }
 }

@@ -30,6 +30,7 @@
 mod read;
 mod write;
 
+use crate::allocation::Membership;
 use crate::bucket::BUCKETS;
 #[cfg(test)]
 use crate::model::{Cmp, OpKind};
@@ -128,7 +129,7 @@ fn check_allocation(snapshot: &Snapshot) -> Result<(), Damaged> {
     if snapshot.holdouts.iter().any(|h| h.units > BUCKETS) {
         return bad("a holdout holds more than every bucket");
     }
-    let mut ranges: Vec<(usize, u32, u32)> = Vec::new();
+    let mut places: Vec<Membership> = Vec::new();
     for a in snapshot
         .flags
         .iter()
@@ -139,7 +140,7 @@ fn check_allocation(snapshot: &Snapshot) -> Result<(), Damaged> {
             if slots.is_none_or(|n| m.from >= m.to || m.to > n) {
                 return bad("a flag's layer place is out of range");
             }
-            ranges.push((m.layer, m.from, m.to));
+            places.push(m);
         }
         if a.holdouts.iter().any(|&h| h >= snapshot.holdouts.len()) {
             return bad("a flag names a holdout that is not there");
@@ -148,11 +149,8 @@ fn check_allocation(snapshot: &Snapshot) -> Result<(), Damaged> {
             return bad("a ramp narrows");
         }
     }
-    for (i, (layer, from, to)) in ranges.iter().enumerate() {
-        if ranges[..i]
-            .iter()
-            .any(|(l, f, t)| l == layer && from < t && f < to)
-        {
+    for (i, m) in places.iter().enumerate() {
+        if places[..i].iter().any(|other| other.overlaps(m)) {
             return bad("two flags of a layer own the same slots");
         }
     }

@@ -183,9 +183,9 @@ impl Compiler {
                 return None;
             }
         };
-        self.memberships
-            .push((layer, from, to, key.to_string(), spath));
-        Some(Membership { layer, from, to })
+        let place = Membership { layer, from, to };
+        self.memberships.push((place, key.to_string(), spath));
+        Some(place)
     }
 
     fn holdout_refs(&mut self, v: &Value, path: &str) -> Vec<usize> {
@@ -452,10 +452,11 @@ impl Compiler {
     /// its experiments.
     pub(super) fn check_layer_ranges(&mut self) {
         let members = std::mem::take(&mut self.memberships);
-        for (i, (layer, from, to, _, path)) in members.iter().enumerate() {
-            for (other_layer, ofrom, oto, okey, _) in &members[..i] {
-                if other_layer == layer && from < oto && ofrom < to {
-                    let name = self.layers.get(*layer).map(|l| l.name.to_string());
+        for (i, (m, _, path)) in members.iter().enumerate() {
+            for (other, okey, _) in &members[..i] {
+                if m.overlaps(other) {
+                    let (from, to, ofrom, oto) = (m.from, m.to, other.from, other.to);
+                    let name = self.layers.get(m.layer).map(|l| l.name.to_string());
                     self.err(
                         path,
                         format!(

@@ -11,7 +11,7 @@ mod clause;
 mod flag;
 mod settings;
 
-use crate::allocation::{Holdout, Layer};
+use crate::allocation::{Holdout, Layer, Membership};
 use crate::bucket::BUCKETS;
 use crate::model::*;
 
@@ -130,8 +130,8 @@ struct Compiler {
     layer_index: HashMap<String, usize>,
     holdouts: Vec<Holdout>,
     holdout_index: HashMap<String, usize>,
-    /// Every flag's place in a layer: (layer, from, to, flag key, path of its slots).
-    memberships: Vec<(usize, u32, u32, String, String)>,
+    /// Every flag's place in a layer, its key and the path of its slots.
+    memberships: Vec<(Membership, String, String)>,
     /// Every draw of a bucket (split, ramp, layer, holdout), for the salt check.
     draws: Vec<Draw>,
 }
