@@ -2,8 +2,9 @@
 """An independent implementation of edgeflags bucketing (docs/bucketing.md), in plain
 Python, so that other SDKs and reviewers can check the published vectors without Rust.
 
-    python3 docs/bucketing_reference.py SALT VALUE   # prints hash and bucket
-    python3 docs/bucketing_reference.py --vectors    # prints the vectors of bucketing.md
+    python3 docs/bucketing_reference.py SALT VALUE         # prints hash and bucket
+    python3 docs/bucketing_reference.py SALT VALUE SLOTS   # and the slot in a layer of SLOTS
+    python3 docs/bucketing_reference.py --vectors          # prints the vectors of bucketing.md
 """
 import sys
 
@@ -48,10 +49,53 @@ def bucket(salt: str, value: str) -> int:
     return (hash64(salt, value) * BUCKETS) >> 64
 
 
+def units(percent) -> int:
+    """A weight (a percentage with at most three decimals) in buckets."""
+    return round(percent * BUCKETS / 100)
+
+
+def layer_salt(name: str) -> str:
+    return "layer:" + name
+
+
+def holdout_salt(name: str) -> str:
+    return "holdout:" + name
+
+
+def slot(salt: str, value: str, slots: int) -> int:
+    """The slot of a user in a layer of `slots` slots (a divisor of BUCKETS)."""
+    assert slots > 0 and BUCKETS % slots == 0
+    return bucket(salt, value) // (BUCKETS // slots)
+
+
+def held_out(salt: str, value: str, weight) -> bool:
+    """Whether a holdout of `weight` percent holds the user out."""
+    return bucket(salt, value) < units(weight)
+
+
+def in_ramp(salt: str, value: str, live_weight) -> bool:
+    """Whether a ramp whose live step has `live_weight` percent serves the user its variant."""
+    return bucket(salt, value) < units(live_weight)
+
+
 VECTORS = [
     ("checkout", "user-1"), ("checkout", "user-2"), ("checkout", "user-42"), ("checkout", ""),
     ("banner", "user-1"), ("new-search", "u-beta-1"), ("rollout", "42"), ("rollout", "-7"),
     ("s", "東京"), ("salt.with.dots", "a.b"), ("", "only-value"), ("", ""),
+]
+
+# (layer name, value, slots): layer slots under the default salt `layer:NAME`.
+SLOT_VECTORS = [
+    ("pricing", "user-1", 100), ("pricing", "user-2", 100), ("pricing", "user-42", 100),
+    ("pricing", "user-1", 1000), ("pricing", "user-1", 10), ("search", "user-1", 100),
+    ("pricing", "user-124993", 100), ("pricing", "user-101580", 100),
+]
+
+# (holdout name, value, weight): holdouts under the default salt `holdout:NAME`.
+HOLDOUT_VECTORS = [
+    ("q4-2026", "user-1", 5), ("q4-2026", "user-2", 5), ("q4-2026", "user-42", 5),
+    ("q4-2026", "user-7", 5), ("q4-2026", "user-20", 5), ("q4-2026", "user-43", 5),
+    ("q4-2026", "user-15519", 5), ("q4-2026", "user-28544", 5), ("global", "user-1", 10),
 ]
 
 if __name__ == "__main__":
@@ -60,7 +104,19 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--vectors"]:
         for salt, value in VECTORS:
             print(f"| `{salt}` | `{value}` | `{hash64(salt, value):016x}` | {bucket(salt, value)} |")
+        print()
+        for name, value, slots in SLOT_VECTORS:
+            s = layer_salt(name)
+            print(f"| `{s}` | `{value}` | {slots} | {bucket(s, value)} | {slot(s, value, slots)} |")
+        print()
+        for name, value, weight in HOLDOUT_VECTORS:
+            s = holdout_salt(name)
+            out = "held out" if held_out(s, value, weight) else "not held out"
+            print(f"| `{s}` | `{value}` | {weight} % | {bucket(s, value)} | {out} |")
     elif len(sys.argv) == 3:
         print(f"{hash64(sys.argv[1], sys.argv[2]):016x} {bucket(sys.argv[1], sys.argv[2])}")
+    elif len(sys.argv) == 4:
+        salt, value, slots = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        print(f"{hash64(salt, value):016x} {bucket(salt, value)} slot {slot(salt, value, slots)}")
     else:
         print(__doc__)

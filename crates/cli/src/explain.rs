@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 
+use edgeflags_engine::explain::{Standing, standing};
+
 use crate::flagfile::snapshot;
 use crate::input::{instant, parse_utc_offset, typed};
 
@@ -54,6 +56,56 @@ pub struct ExplainArgs {
     /// Print the explanation as JSON (the document the edge's explain endpoint returns).
     #[arg(long)]
     json: bool,
+}
+
+/// What explain says of a flag's layer, holdouts and ramp for the user, a line each.
+fn allocation_lines(s: &Standing) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(l) = &s.layer {
+        let [from, to] = l.range;
+        lines.push(match l.slot {
+            Some(slot) if l.inside => format!(
+                "layer {}: slot {slot} of {}, in the flag's slots [{from}, {to})",
+                l.name, l.slots
+            ),
+            Some(slot) => format!(
+                "layer {}: slot {slot} of {}, not in the flag's slots [{from}, {to}): its splits and ramp pass this user by",
+                l.name, l.slots
+            ),
+            None => format!(
+                "layer {}: no slot (no bucketing value): its splits and ramp pass this user by",
+                l.name
+            ),
+        });
+    }
+    for h in &s.holdouts {
+        let status = match h.bucket {
+            Some(b) if h.held_out => format!("bucket {b}, held out"),
+            Some(b) => format!("bucket {b}, not held out"),
+            None => "no bucketing value, not held out".to_string(),
+        };
+        lines.push(format!("holdout {} ({}%): {status}", h.name, h.weight));
+    }
+    if let Some(r) = &s.ramp {
+        let live = match (r.step, &r.since) {
+            (Some(step), Some(since)) => format!(
+                "step #{step} of {} live since {since}, {}%",
+                r.steps, r.weight
+            ),
+            _ => "not started".to_string(),
+        };
+        let next = match &r.next {
+            Some(n) => format!(" (next {}% at {})", n.weight, n.at),
+            None => " (the last step)".to_string(),
+        };
+        let user = match r.bucket {
+            Some(b) if r.inside => format!("bucket {b}, in"),
+            Some(b) => format!("bucket {b}, not in"),
+            None => "no bucketing value, not in".to_string(),
+        };
+        lines.push(format!("ramp to `{}`: {live}{next}; {user}", r.variant));
+    }
+    lines
 }
 
 /// Runs `explain`.
@@ -139,6 +191,12 @@ pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
     println!("{:<24} {:<16} {:<20} why", "flag", "variant", "value");
     for f in doc["flags"].as_array().into_iter().flatten() {
         let mut why = f["reason"].as_str().unwrap_or("").to_string();
+        if let Some(h) = f["holdout"].as_str() {
+            why.push_str(&format!(" `{h}`"));
+        }
+        if let Some(step) = f["ramp_step"].as_u64() {
+            why.push_str(&format!(" step #{step}"));
+        }
         if let Some(r) = f["rule_id"].as_str() {
             why.push_str(&format!(" rule `{r}` (#{})", f["rule_index"]));
         }
@@ -161,6 +219,19 @@ pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
             f["variant"].as_str().unwrap_or("-"),
             value
         );
+    }
+    let standings: Vec<(&str, Standing)> = snap
+        .flag_keys()
+        .filter_map(|k| Some((k, standing(&snap, k, &ctx, now)?)))
+        .collect();
+    if !standings.is_empty() {
+        println!();
+        println!("allocation");
+        for (key, s) in &standings {
+            for line in allocation_lines(s) {
+                println!("  {key:<22} {line}");
+            }
+        }
     }
     let route = &doc["route"];
     println!();

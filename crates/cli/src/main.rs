@@ -55,7 +55,9 @@ enum Command {
     /// Example: edgeflags explain config-store/flags.json --user u42 --country JP --device mobile --at 2026-11-28T21:00+09:00
     Explain(explain::ExplainArgs),
     /// Simulate many synthetic users and show the variant distribution of every flag,
-    /// next to the configured split weights.
+    /// next to the configured split weights; each layer's occupancy and each holdout's
+    /// share; and, with --at given more than once, the shares at each instant (a ramp's
+    /// steps).
     ///
     /// Example: edgeflags simulate config-store/flags.json --users 100000 --countries JP=30,US=50,FR=20
     Simulate(simulate::SimulateArgs),

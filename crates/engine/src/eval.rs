@@ -1,11 +1,15 @@
-//! Evaluation: total and allocation-free. A flag is decided in this order: off (or outside
-//! its schedule) serves the off variant; a failed prerequisite serves the off variant;
-//! individual targets; rules in order, first match wins; the default variant or split.
+//! Evaluation: total and allocation-free. A flag is decided in this order: a variant a
+//! preview forces; off (or outside its schedule) serves the off variant; a failed
+//! prerequisite serves the off variant; individual targets; a holdout that holds the user
+//! serves the off variant; rules in order, first match wins; the ramp; the default
+//! variant or split. A flag in a layer places only the users in its slots by its splits
+//! and its ramp: for the others a rule that serves a split does not match, the ramp
+//! passes, and a default split serves the off variant (see [`crate::allocation`]).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::bucket::integer_text;
+use crate::allocation::{Allocation, draw};
 use crate::context::{AttrValue, Context};
 use crate::model::{Clause, FlagType, Op, Serve, Snapshot};
 
@@ -37,6 +41,17 @@ pub enum Reason<'s> {
     },
     /// A preview token forced the variant.
     Preview,
+    /// A holdout that covers the flag holds the user; the off variant is served.
+    Holdout {
+        /// The holdout's name.
+        id: &'s str,
+    },
+    /// No rule matched and the user's bucket is within the live step of the flag's ramp:
+    /// the ramp's variant is served.
+    Ramp {
+        /// The live step's position in the ramp (from 0).
+        step: usize,
+    },
     /// The flag could not be evaluated.
     Error(ErrorCode),
 }
@@ -52,16 +67,20 @@ impl Reason<'_> {
             Reason::Default => "DEFAULT",
             Reason::PrerequisiteFailed { .. } => "PREREQUISITE_FAILED",
             Reason::Preview => "PREVIEW",
+            Reason::Holdout { .. } => "HOLDOUT",
+            Reason::Ramp { .. } => "RAMP",
             Reason::Error(_) => "ERROR",
         }
     }
 
-    /// The OpenFeature reason this maps onto (OFREP's `reason` field).
+    /// The OpenFeature reason this maps onto (OFREP's `reason` field). A holdout and a
+    /// ramp are pseudorandom assignments by the user's bucket, which OpenFeature calls
+    /// `SPLIT`; OFREP's metadata keeps the engine's own reason beside it.
     pub fn openfeature(&self) -> &'static str {
         match self {
             Reason::Off { .. } => "DISABLED",
             Reason::Target | Reason::RuleMatch { .. } | Reason::Preview => "TARGETING_MATCH",
-            Reason::Split => "SPLIT",
+            Reason::Split | Reason::Holdout { .. } | Reason::Ramp { .. } => "SPLIT",
             Reason::Default | Reason::PrerequisiteFailed { .. } => "DEFAULT",
             Reason::Error(_) => "ERROR",
         }
@@ -104,7 +123,8 @@ pub struct Evaluation<'s> {
     pub variant: Option<&'s str>,
     /// Why.
     pub reason: Reason<'s>,
-    /// The user's bucket (0..100000) when a split decided the variant.
+    /// The user's bucket (0..100000) when a split, a holdout or a ramp decided the
+    /// variant (under that one's salt).
     pub bucket: Option<u32>,
 }
 
@@ -224,6 +244,18 @@ impl Snapshot {
         {
             return serve(v, Reason::Target, None);
         }
+        // Whether the user is in the flag's layer slots (always, for a flag in no layer):
+        // only then do its splits and its ramp place them.
+        let allocation = f.allocation.as_deref();
+        let placed = match allocation {
+            None => true,
+            Some(a) => {
+                if let Some((id, b)) = self.holdout_of(a, ctx) {
+                    return serve(f.off_variant, Reason::Holdout { id }, Some(b));
+                }
+                self.in_slots(a, ctx)
+            }
+        };
         for (index, rule) in f.rules.of(&self.arena.rules).iter().enumerate() {
             if rule
                 .schedule
@@ -246,22 +278,52 @@ impl Snapshot {
             };
             match &rule.serve {
                 Serve::Variant(v) => return serve(*v, reason, None),
-                // A split whose bucketing attribute is missing cannot place the user: the
-                // rule does not match and evaluation goes on.
+                // A split whose bucketing attribute is missing, or a user outside the
+                // flag's layer slots, cannot be placed: the rule does not match and
+                // evaluation goes on.
                 Serve::Split(s) => {
-                    if let Some((v, b)) = self.split_pick(*s, ctx) {
+                    if placed && let Some((v, b)) = self.split_pick(*s, ctx) {
                         return serve(v, reason, Some(b));
                     }
                 }
             }
         }
+        if let Some(a) = allocation
+            && placed
+            && let Some((variant, step, b)) = ramp_of(a, ctx, now)
+        {
+            return serve(variant, Reason::Ramp { step }, Some(b));
+        }
         match &f.fallthrough {
             Serve::Variant(v) => serve(*v, Reason::Default, None),
-            Serve::Split(s) => match self.split_pick(*s, ctx) {
+            Serve::Split(s) => match placed.then(|| self.split_pick(*s, ctx)).flatten() {
                 Some((v, b)) => serve(v, Reason::Split, Some(b)),
                 None => serve(f.off_variant, Reason::Default, None),
             },
         }
+    }
+
+    /// The first holdout of a flag's allocation that holds the user: its name and the
+    /// user's bucket. (Out of line: most flags have no allocation, and evaluation's hot
+    /// path stays small.)
+    #[inline(never)]
+    fn holdout_of(&self, a: &Allocation, ctx: &Context) -> Option<(&str, u32)> {
+        a.holdouts.iter().find_map(|&h| {
+            let holdout = self.holdouts.get(h)?;
+            let b = holdout.bucket(ctx)?;
+            (b < holdout.units).then_some((&*holdout.name, b))
+        })
+    }
+
+    /// Whether the user is in the slots of the flag's layer (always, in no layer).
+    #[inline(never)]
+    fn in_slots(&self, a: &Allocation, ctx: &Context) -> bool {
+        a.layer.is_none_or(|m| {
+            self.layers
+                .get(m.layer)
+                .and_then(|l| l.slot(ctx))
+                .is_some_and(|s| m.holds(s))
+        })
     }
 
     /// Whether a clause matches. A clause about an attribute the context lacks (or a
@@ -317,15 +379,7 @@ impl Snapshot {
     /// is not a string or an integer.
     fn split_pick(&self, i: usize, ctx: &Context) -> Option<(usize, u32)> {
         let s = self.arena.splits.get(i)?;
-        let mut buf = [0u8; 20];
-        let text = match ctx.get(&s.by)? {
-            AttrValue::Str(v) => v.as_str(),
-            AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-                integer_text(*n as i64, &mut buf)
-            }
-            _ => return None,
-        };
-        let b = s.prefix.bucket(text);
+        let b = draw(&s.prefix, &s.by, ctx)?;
         s.slots
             .of(&self.arena.slots)
             .iter()
@@ -354,6 +408,17 @@ impl Snapshot {
             Op::LocalTime(_) | Op::Segment(_) | Op::Exists => false,
         }
     }
+}
+
+/// The ramp's variant, live step and the user's bucket, when the flag has a ramp whose
+/// live step lets the user in.
+#[inline(never)]
+fn ramp_of(a: &Allocation, ctx: &Context, now: DateTime<Utc>) -> Option<(usize, usize, u32)> {
+    let ramp = a.ramp.as_ref()?;
+    let step = ramp.live(now)?;
+    let live = ramp.steps.get(step)?;
+    let b = ramp.bucket(ctx)?;
+    (b < live.units).then_some((ramp.variant, step, b))
 }
 
 fn num_matches(op: &Op, n: f64) -> bool {

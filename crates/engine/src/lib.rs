@@ -10,6 +10,7 @@
 //! key: see [`bucket`] and `docs/bucketing.md`.
 #![deny(missing_docs)]
 
+pub mod allocation;
 pub mod attributes;
 pub mod bucket;
 pub mod codec;
@@ -33,6 +34,7 @@ pub mod payload;
 pub mod place;
 pub mod preview;
 pub mod route;
+pub mod sequential;
 pub mod target;
 pub mod traits;
 pub mod zone;

@@ -5,7 +5,8 @@
 //! - [`Kind::Expired`]: a flag past its `expires` date (the day after it, in UTC);
 //! - [`Kind::OneVariant`]: a flag that serves one variant to everyone from the instant on:
 //!   it is off, its schedule is over, or every target, live rule and the default serve the
-//!   same variant (a finished rollout). Previews that force a variant do not count;
+//!   same variant and no holdout, layer or ramp gives another (a finished rollout).
+//!   Previews that force a variant do not count;
 //! - [`Kind::StalePrerequisite`]: a prerequisite, or a route's flag condition, on a flag
 //!   about to be removed: one of the two above, or a temporary flag whose `expires` falls
 //!   within the `soon` window;
@@ -233,6 +234,7 @@ impl<'s> Judge<'s> {
                 }
             }
             self.served(&f.fallthrough, &mut set);
+            self.allocated(f, &mut set);
             (set, Single::Everywhere)
         };
         let mut only = reachable.iter();
@@ -242,6 +244,26 @@ impl<'s> Judge<'s> {
                 variants.get(v).map(|x| (&*x.name, why))
             }
             _ => None,
+        }
+    }
+
+    /// Adds the variants a flag's allocation can give beside its rules and default: the
+    /// off variant of a holdout that holds anyone out, and of a default split outside the
+    /// flag's layer slots; the variant of a ramp with a step above zero, live or to come.
+    fn allocated(&self, f: &Flag, set: &mut BTreeSet<usize>) {
+        let Some(a) = f.allocation.as_deref() else {
+            return;
+        };
+        let holds = |&i: &usize| self.s.holdouts.get(i).is_some_and(|h| h.units > 0);
+        if a.holdouts.iter().any(holds)
+            || (a.layer.is_some() && matches!(f.fallthrough, Serve::Split(_)))
+        {
+            set.insert(f.off_variant);
+        }
+        if let Some(ramp) = &a.ramp
+            && ramp.steps.iter().any(|s| s.units > 0)
+        {
+            set.insert(ramp.variant);
         }
     }
 
@@ -410,6 +432,52 @@ mod tests {
             assert!(
                 messages.iter().any(|m| m.starts_with(expected)),
                 "{expected}: {messages:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn holdouts_layers_and_ramps_count_among_the_variants_a_flag_serves() {
+        let file = json!({
+            "layers": {"checkout": {"slots": 100}},
+            "holdouts": {"q4": {"weight": 5}, "none": {"weight": 0}},
+            "flags": {
+                "held": flag(json!({"default": "on", "holdout": "q4"})),
+                "held-by-nobody": flag(json!({"default": "on", "holdout": "none"})),
+                "layered": flag(json!({
+                    "default": {"split": [{"variant": "on", "weight": 100}]},
+                    "layer": {"name": "checkout", "slots": [0, 50]}
+                })),
+                "ramping": flag(json!({"default": "off", "ramp": {
+                    "variant": "on", "start": "2026-11-01T00:00:00Z", "every_hours": 24,
+                    "weights": [5, 25]
+                }})),
+                "ramp-at-zero": flag(json!({"default": "off", "ramp": {
+                    "variant": "on", "steps": [{"at": "2026-11-01T00:00:00Z", "weight": 0}]
+                }}))
+            }
+        });
+        let when = "2026-11-15T00:00:00Z";
+        let one: Vec<String> = run(&file, when)
+            .into_iter()
+            .filter(|(k, _)| *k == Kind::OneVariant)
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(one, ["held-by-nobody", "ramp-at-zero"]);
+        // The verdict is what evaluation serves: one variant exactly for those flags.
+        let snapshot = compile(&file).unwrap_or_else(|e| panic!("{e}"));
+        for f in &snapshot.flags {
+            let served: BTreeSet<&str> = (0..2_000)
+                .filter_map(|i| {
+                    let ctx = crate::context::Context::with_key(&format!("user-{i}"));
+                    snapshot.evaluate(f.key(), &ctx, at(when)).variant
+                })
+                .collect();
+            assert_eq!(
+                served.len() == 1,
+                one.iter().any(|k| k == f.key()),
+                "{}: {served:?}",
+                f.key()
             );
         }
     }

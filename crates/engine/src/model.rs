@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::allocation::{Allocation, Holdout, Layer};
 use crate::context::same;
 use crate::zone::Window;
 
@@ -68,6 +69,10 @@ pub struct Snapshot {
     pub(crate) request_context: ContextSettings,
     pub(crate) fingerprint: String,
     pub(crate) uses_traits: bool,
+    /// The layers flags name by index, in the file's (sorted) order.
+    pub(crate) layers: Vec<Layer>,
+    /// The holdouts flags name by index, in the file's (sorted) order.
+    pub(crate) holdouts: Vec<Holdout>,
 }
 
 impl Snapshot {
@@ -253,6 +258,8 @@ pub struct Flag {
     pub(crate) rules: Span,
     pub(crate) fallthrough: Serve,
     pub(crate) schedule: Option<Box<Schedule>>,
+    /// Its layer slots, holdouts and ramp, when it has any (boxed: most flags have none).
+    pub(crate) allocation: Option<Box<Allocation>>,
     pub(crate) meta: Metadata,
 }
 

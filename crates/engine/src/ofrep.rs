@@ -393,4 +393,23 @@ mod tests {
         assert_eq!(cors_origin(&cors, Some("https://evil.example")), None);
         assert_eq!(cors_origin(&cors, None), None);
     }
+
+    #[test]
+    fn a_holdout_and_a_ramp_answer_split_with_the_engines_reason_beside_it() {
+        // Everyone is held out of `held` (weight 100); everyone is in `ramped`'s one step.
+        let file = r#"{"holdouts":{"all":{"weight":100}},"flags":{
+            "held":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on","holdout":"all"},
+            "ramped":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"off",
+                "ramp":{"variant":"on","steps":[{"at":"2020-01-01T00:00:00Z","weight":100}]}}}}"#;
+        let snap = compile_str(file).unwrap_or_else(|e| panic!("{e}"));
+        let ctx = Context::with_key("u");
+        let meta = metadata("v1", &ctx);
+        for (key, variant, reason) in [("held", "off", "HOLDOUT"), ("ramped", "on", "RAMP")] {
+            let (status, body) = single(&snap, key, &ctx, now(), &meta);
+            assert_eq!(status, 200, "{key}");
+            assert_eq!(body["variant"], variant, "{key}");
+            assert_eq!(body["reason"], "SPLIT", "{key}");
+            assert_eq!(body["metadata"]["edgeflagsReason"], reason, "{key}");
+        }
+    }
 }

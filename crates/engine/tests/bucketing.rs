@@ -48,6 +48,66 @@ fn golden_vectors() {
     );
 }
 
+/// (layer salt, value, slots, bucket, slot) and (holdout salt, value, weight in percent,
+/// bucket, held out), from docs/bucketing.md, computed there by the Python reference.
+const SLOT_VECTORS: &[(&str, &str, u32, u32, u32)] = &[
+    ("layer:pricing", "user-1", 100, 88615, 88),
+    ("layer:pricing", "user-2", 100, 33619, 33),
+    ("layer:pricing", "user-42", 100, 90462, 90),
+    ("layer:pricing", "user-1", 1000, 88615, 886),
+    ("layer:pricing", "user-1", 10, 88615, 8),
+    ("layer:search", "user-1", 100, 57820, 57),
+    ("layer:pricing", "user-124993", 100, 49999, 49),
+    ("layer:pricing", "user-101580", 100, 50000, 50),
+];
+const HOLDOUT_VECTORS: &[(&str, &str, f64, u32, bool)] = &[
+    ("holdout:q4-2026", "user-1", 5.0, 11583, false),
+    ("holdout:q4-2026", "user-2", 5.0, 14445, false),
+    ("holdout:q4-2026", "user-42", 5.0, 33552, false),
+    ("holdout:q4-2026", "user-7", 5.0, 34432, false),
+    ("holdout:q4-2026", "user-20", 5.0, 1328, true),
+    ("holdout:q4-2026", "user-43", 5.0, 2751, true),
+    ("holdout:q4-2026", "user-15519", 5.0, 4999, true),
+    ("holdout:q4-2026", "user-28544", 5.0, 5000, false),
+    ("holdout:global", "user-1", 10.0, 23481, false),
+];
+
+/// The layer slots and holdouts of the vectors, through the engine with the default
+/// salts (`layer:NAME`, `holdout:NAME`): what explain reports for each user.
+#[test]
+fn layer_slots_and_holdouts_follow_the_vectors() {
+    use edgeflags_engine::explain::standing;
+    let mut failures = Vec::new();
+    for &(salt, value, slots, bucket, slot) in SLOT_VECTORS {
+        let name = salt.trim_start_matches("layer:");
+        let file = json!({"layers": {name: {"slots": slots}}, "flags": {"f": {
+            "type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off",
+            "layer": {"name": name, "slots": [0, 1]}, "default": "on"}}});
+        let snap = compile(&file).unwrap_or_else(|e| panic!("{e}"));
+        let got = standing(&snap, "f", &Context::with_key(value), now())
+            .and_then(|s| s.layer)
+            .and_then(|l| l.slot);
+        if (bucket_of(salt, value), got) != (bucket, Some(slot)) {
+            failures.push(format!(
+                "{salt} {value} /{slots}: slot {got:?}, want {slot}"
+            ));
+        }
+    }
+    for &(salt, value, weight, bucket, held) in HOLDOUT_VECTORS {
+        let name = salt.trim_start_matches("holdout:");
+        let file = json!({"holdouts": {name: {"weight": weight}}, "flags": {"f": {
+            "type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off",
+            "holdout": name, "default": "on"}}});
+        let snap = compile(&file).unwrap_or_else(|e| panic!("{e}"));
+        let e = snap.evaluate("f", &Context::with_key(value), now());
+        let got_held = e.reason == edgeflags_engine::Reason::Holdout { id: name };
+        if bucket_of(salt, value) != bucket || got_held != held {
+            failures.push(format!("{salt} {value}: held {got_held}, want {held}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default()
 }

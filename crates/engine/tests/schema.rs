@@ -35,7 +35,12 @@ fn the_demo_file_and_every_spec_flag_set_validate() {
             "crates/engine/spec/{}",
             f.as_str().unwrap_or_default()
         ));
-        let file = json!({"flags": doc["flags"], "segments": doc.get("segments").cloned().unwrap_or(json!({}))});
+        let mut file = json!({"flags": doc["flags"]});
+        for section in ["segments", "layers", "holdouts"] {
+            if let Some(v) = doc.get(section) {
+                file[section] = v.clone();
+            }
+        }
         assert_eq!(errors(&v, &file), Vec::<String>::new(), "{f}");
         assert!(edgeflags_engine::compile(&file).is_ok());
     }
@@ -52,6 +57,20 @@ fn the_schema_catches_what_editors_should_flag() {
         json!({"flags": {"f": f}})
     };
     assert!(errors(&v, &flag(json!({}))).is_empty());
+    let sections = json!({"layers": {"pricing": {"slots": 1000}}, "holdouts": {"q4": {"weight": 5}},
+        "flags": {"f": {"type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off", "default": "off",
+            "layer": {"name": "pricing", "slots": [0, 500]}, "holdout": ["q4"],
+            "ramp": {"variant": "on", "start": "2026-12-01T00:00:00Z", "every_hours": 24, "weights": [5, 25]}}}});
+    assert_eq!(errors(&v, &sections), Vec::<String>::new());
+    assert!(edgeflags_engine::compile(&sections).is_ok());
+    for bad in [
+        json!({"layers": {"l": {"slots": 0}}}),
+        json!({"holdouts": {"h": {}}}),
+    ] {
+        let mut file = bad.clone();
+        file["flags"] = json!({});
+        assert!(!errors(&v, &file).is_empty(), "the schema accepts {bad}");
+    }
     for bad in [
         json!({"type": "bool"}),
         json!({"varients": {}}),
@@ -59,6 +78,12 @@ fn the_schema_catches_what_editors_should_flag() {
         json!({"rules": [{"clauses": [{"op": "in", "values": ["x"]}], "serve": "on"}]}),
         json!({"default": {"split": [{"variant": "on", "weight": 150}]}}),
         json!({"expires": "soon"}),
+        json!({"layer": {"name": "pricing"}}),
+        json!({"layer": {"name": "pricing", "slots": [0, 50, 100]}}),
+        json!({"holdout": 5}),
+        json!({"ramp": {"variant": "on", "steps": [{"at": "2026-12-01T00:00:00Z", "weight": 150}]}}),
+        json!({"ramp": {"variant": "on", "start": "2026-12-01T00:00:00Z", "weights": [5, 25]}}),
+        json!({"ramp": {"variant": "on", "steps": [{"at": "2026-12-01T00:00:00Z", "weight": 5}], "every_hours": 24}}),
     ] {
         assert!(
             !errors(&v, &flag(bad.clone())).is_empty(),

@@ -41,6 +41,8 @@ fn observed(e: &Evaluation) -> Value {
         Reason::PrerequisiteFailed { flag } => o["prerequisite"] = json!(flag),
         Reason::Error(code) => o["error"] = json!(code.as_str()),
         Reason::Off { scheduled: true } => o["scheduled"] = json!(true),
+        Reason::Holdout { id } => o["holdout"] = json!(id),
+        Reason::Ramp { step } => o["ramp_step"] = json!(step),
         _ => {}
     }
     if let Some(b) = e.bucket {
@@ -51,7 +53,12 @@ fn observed(e: &Evaluation) -> Value {
 
 fn run_evaluation_file(name: &str, failures: &mut Vec<String>) -> usize {
     let doc = load(name);
-    let file = json!({ "flags": doc["flags"], "segments": doc.get("segments").cloned().unwrap_or(json!({})) });
+    let mut file = json!({ "flags": doc["flags"] });
+    for section in ["segments", "layers", "holdouts"] {
+        if let Some(v) = doc.get(section) {
+            file[section] = v.clone();
+        }
+    }
     let snapshot = match compile(&file) {
         Ok(s) => s,
         Err(e) => {
@@ -72,7 +79,11 @@ fn run_evaluation_file(name: &str, failures: &mut Vec<String>) -> usize {
     let cases = doc["cases"].as_array().cloned().unwrap_or_default();
     for (i, c) in cases.iter().enumerate() {
         let label = format!("{name} #{i} {}", c["name"].as_str().unwrap_or("?"));
-        let ctx = Context::from_json(c["context"].as_object().unwrap_or(&Default::default()));
+        let mut ctx = Context::from_json(c["context"].as_object().unwrap_or(&Default::default()));
+        // Variants a preview forces: {"flag": "variant"}.
+        for (flag, variant) in c["force"].as_object().into_iter().flatten() {
+            ctx.force(flag, variant.as_str().unwrap_or_default());
+        }
         let now: DateTime<Utc> = match c["now"].as_str().map(DateTime::parse_from_rfc3339) {
             Some(Ok(t)) => t.with_timezone(&Utc),
             _ => {
@@ -102,6 +113,8 @@ fn run_evaluation_file(name: &str, failures: &mut Vec<String>) -> usize {
             "error",
             "bucket",
             "scheduled",
+            "holdout",
+            "ramp_step",
         ] {
             let want = expect.get(key).unwrap_or(&Value::Null);
             let have = got.get(key).unwrap_or(&Value::Null);

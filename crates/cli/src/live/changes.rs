@@ -112,7 +112,9 @@ pub fn flag_diff(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String
     for k in of.keys().filter(|k| !nf.contains_key(*k)) {
         lines.push(format!("- flag {k}"));
     }
-    for section in ["segments", "routes", "context", "ofrep"] {
+    for section in [
+        "segments", "routes", "context", "ofrep", "layers", "holdouts",
+    ] {
         if old.get(section) != new.get(section) {
             lines.push(format!("~ {section}"));
         }

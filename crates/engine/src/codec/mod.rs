@@ -16,11 +16,22 @@
 //! `Cmp`, the tables beside the model's types. Index fields are re-checked by
 //! evaluation (every lookup is a `get`), so even a damaged snapshot cannot panic; the
 //! invariants evaluation needs to terminate (no prerequisite cycle, no segment inside a
-//! segment) are checked after decoding with the same function compile uses.
+//! segment) are checked after decoding with the same function compile uses, and so are
+//! the promises of layers, holdouts and ramps (disjoint slot ranges, ramps that only
+//! widen).
+//!
+//! Layers, holdouts and ramps were added to format 3 compatibly: a flag that has any sets
+//! bit 9 of its head and its allocation follows its other fields, and the snapshot's
+//! layers and holdouts trail the rest of BODY. A snapshot without them is written exactly
+//! as before (a test pins such a BODY), and every BODY written before decodes. An edge
+//! built before them refuses a BODY that uses them as damaged (unknown flag bits, data
+//! after the snapshot) and serves the other slot, as it does any slot it cannot read.
 
 mod read;
 mod write;
 
+use crate::allocation::Membership;
+use crate::bucket::BUCKETS;
 #[cfg(test)]
 use crate::model::{Cmp, OpKind};
 use crate::model::{Op, Snapshot, Span, prerequisite_cycles};
@@ -99,6 +110,50 @@ fn check(snapshot: &Snapshot) -> Result<(), Damaged> {
     if !prerequisite_cycles(&edges).is_empty() {
         return Err(Damaged("prerequisites form a cycle".into()));
     }
+    check_allocation(snapshot)
+}
+
+/// What compile guarantees of layers, holdouts and ramps and evaluation's promises rest
+/// on: every layer's slots are equal runs of buckets, the flags of a layer own disjoint
+/// ranges within it (a user is in at most one of its experiments), holdouts and layers
+/// named exist, and every ramp only widens (a user who is in stays in).
+fn check_allocation(snapshot: &Snapshot) -> Result<(), Damaged> {
+    let bad = |why: &str| Err(Damaged(why.into()));
+    if snapshot
+        .layers
+        .iter()
+        .any(|l| l.slots == 0 || !BUCKETS.is_multiple_of(l.slots))
+    {
+        return bad("a layer's slots do not divide the buckets");
+    }
+    if snapshot.holdouts.iter().any(|h| h.units > BUCKETS) {
+        return bad("a holdout holds more than every bucket");
+    }
+    let mut places: Vec<Membership> = Vec::new();
+    for a in snapshot
+        .flags
+        .iter()
+        .filter_map(|f| f.allocation.as_deref())
+    {
+        if let Some(m) = a.layer {
+            let slots = snapshot.layers.get(m.layer).map(|l| l.slots);
+            if slots.is_none_or(|n| m.from >= m.to || m.to > n) {
+                return bad("a flag's layer place is out of range");
+            }
+            places.push(m);
+        }
+        if a.holdouts.iter().any(|&h| h >= snapshot.holdouts.len()) {
+            return bad("a flag names a holdout that is not there");
+        }
+        if a.ramp.as_ref().is_some_and(|r| !r.is_monotone()) {
+            return bad("a ramp narrows");
+        }
+    }
+    for (i, m) in places.iter().enumerate() {
+        if places[..i].iter().any(|other| other.overlaps(m)) {
+            return bad("two flags of a layer own the same slots");
+        }
+    }
     Ok(())
 }
 
@@ -110,6 +165,100 @@ mod tests {
     use crate::compile::compile_packed;
 
     const FILE: &str = r#"{"flags":{"f":{"type":"json","description":"d","variants":{"a":"x","b":{"k":[1,2]}},"off_variant":"a","rules":[{"id":"r","clauses":[{"attribute":"v","op":"semver_gte","values":["1.2.0"]},{"attribute":"e","op":"matches","values":["^a.*z$"]}],"serve":"b"}],"schedule":{"from":"2026-01-01T00:00:00Z","windows":[{"days":["sat"],"zone":"Asia/Tokyo"}]},"default":{"split":[{"variant":"a","weight":30},{"variant":"b","weight":70}]}}}}"#;
+
+    /// The BODY of [`FILE`] as `edgeflags pack` wrote it before layers, holdouts and
+    /// ramps existed (format 3, version 02a674c92de25fc3).
+    const BODY_BEFORE_ALLOCATION: &str = r#"PQ02a674c92de25fc3BfBaBxBbL{"k":[1,2]}BrBvF1.2.0BeG^a.*z$DkeyKAsia/TokyoHdefaultGoriginCBCABCAABBnEACCADEDFABGCHMDBIJIBKABABLBACwpdAg1hDBBBgg0q727mDABgBAABMAANOAAAAAAAA"#;
+
+    /// A flag file with a layer, two holdouts and a ramp of each form.
+    const ALLOCATED: &str = r#"{"layers":{"pricing":{},"fine":{"slots":1000,"salt":"fl","by":"account"}},"holdouts":{"q4":{"weight":5},"g":{"weight":12.5,"by":"account"}},"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","layer":{"name":"pricing","slots":[0,50]},"holdout":["q4","g"],"default":{"split":[{"variant":"on","weight":50},{"variant":"off","weight":50}]}},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","layer":{"name":"pricing","slots":[50,100]},"default":"off","ramp":{"variant":"on","steps":[{"at":"2026-12-01T09:00:00Z","weight":5},{"at":"2026-12-02T09:00:00Z","weight":25}]}},"c":{"type":"string","variants":{"x":"x","y":"y"},"off_variant":"x","layer":{"name":"fine","slots":[0,1]},"holdout":"q4","default":"x","ramp":{"variant":"y","salt":"c-ramp","by":"account","start":"2026-12-01T00:00:00Z","every_hours":6,"weights":[1,10,100]}}}}"#;
+
+    #[test]
+    fn bodies_written_before_allocation_decode_and_encode_the_same() {
+        let old = decode(BODY_BEFORE_ALLOCATION).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(encode(&old), BODY_BEFORE_ALLOCATION);
+        let now = compile_packed(FILE, "02a674c92de25fc3").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(encode(&now), BODY_BEFORE_ALLOCATION);
+    }
+
+    #[test]
+    fn layers_holdouts_and_ramps_round_trip() {
+        let snap = compile_packed(ALLOCATED, "v1").unwrap_or_else(|e| panic!("{e}"));
+        let body = encode(&snap);
+        let again = decode(&body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(encode(&again), body);
+        assert_eq!(again.layers.len(), 2);
+        assert_eq!(
+            (again.layers[0].slots, &*again.layers[0].salt),
+            (1000, "fl")
+        );
+        assert_eq!(
+            (again.holdouts[0].units, &*again.holdouts[0].by),
+            (12500, "account")
+        );
+        let c = again.flag("c").and_then(|f| f.allocation.as_deref());
+        let ramp = c.and_then(|a| a.ramp.as_ref());
+        assert_eq!(c.map(|a| a.holdouts.clone()), Some(vec![1]));
+        assert_eq!(ramp.map(|r| r.steps.len()), Some(3));
+        assert_eq!(
+            ramp.map(|r| (&*r.salt, &*r.by)),
+            Some(("c-ramp", "account"))
+        );
+        // Every cut is refused: flags name layers and holdouts the cut body lacks.
+        for end in 0..body.len() {
+            if let Some(cut) = body.get(..end) {
+                assert!(decode(cut).is_err(), "a body cut at {end} was accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn allocation_that_compile_refuses_is_refused_when_decoded() {
+        let damaged = |change: &dyn Fn(&mut Snapshot)| {
+            let mut snap = compile_packed(ALLOCATED, "v").unwrap_or_else(|e| panic!("{e}"));
+            change(&mut snap);
+            decode(&encode(&snap)).err().map(|Damaged(m)| m)
+        };
+        assert_eq!(damaged(&|_| {}), None);
+        let overlap = damaged(&|s| {
+            if let Some(m) = s.flags[1]
+                .allocation
+                .as_deref_mut()
+                .and_then(|a| a.layer.as_mut())
+            {
+                m.from = 40;
+            }
+        });
+        assert!(overlap.is_some_and(|m| m.contains("same slots")));
+        let past = damaged(&|s| {
+            if let Some(m) = s.flags[1]
+                .allocation
+                .as_deref_mut()
+                .and_then(|a| a.layer.as_mut())
+            {
+                m.to = 101;
+            }
+        });
+        assert!(past.is_some_and(|m| m.contains("out of range")));
+        let narrows = damaged(&|s| {
+            if let Some(r) = s.flags[1]
+                .allocation
+                .as_deref_mut()
+                .and_then(|a| a.ramp.as_mut())
+            {
+                r.steps[1].units = 1000;
+            }
+        });
+        assert!(narrows.is_some_and(|m| m.contains("narrows")));
+        let holdout = damaged(&|s| {
+            if let Some(a) = s.flags[0].allocation.as_deref_mut() {
+                a.holdouts.push(7);
+            }
+        });
+        assert!(holdout.is_some_and(|m| m.contains("holdout")));
+        let slots = damaged(&|s| s.layers[1].slots = 3);
+        assert!(slots.is_some_and(|m| m.contains("divide")));
+    }
 
     #[test]
     fn damage_is_an_error_not_a_panic() {

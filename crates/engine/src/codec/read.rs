@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{MAX_RESERVE, SLOTS, STRINGS, VALUES, VARIANTS, span};
+use crate::allocation::{Allocation, Holdout, Layer, Membership, Ramp, Step};
 use crate::model::{
     Arena, Clause, Cmp, ContextSettings, Flag, FlagType, Metadata, Name, OfrepSettings, Op, OpKind,
     Prerequisite, Route, RouteRule, Rule, Schedule, Segment, Serve, Snapshot, Span, Split, StrSet,
@@ -229,6 +230,18 @@ impl<'a> Reader<'a> {
             cookies: pairs()?,
             query: pairs()?,
         };
+        // Layers and holdouts trail the rest, when there are any.
+        let (mut layers, mut holdouts) = (Vec::new(), Vec::new());
+        if self.pos < self.text.len() {
+            layers = self.list(|r| {
+                let (name, salt, by) = (r.str()?, r.str()?, r.str()?);
+                Ok(Layer::new(name, salt, by, r.u32()?))
+            })?;
+            holdouts = self.list(|r| {
+                let (name, salt, by) = (r.str()?, r.str()?, r.str()?);
+                Ok(Holdout::new(name, salt, by, r.u32()?))
+            })?;
+        }
         if self.pos != self.text.len() {
             return Err(Bad("there is data after the snapshot"));
         }
@@ -245,6 +258,8 @@ impl<'a> Reader<'a> {
             request_context,
             fingerprint,
             uses_traits,
+            layers,
+            holdouts,
         })
     }
 
@@ -340,7 +355,7 @@ impl<'a> Reader<'a> {
     fn flag(&mut self) -> Result<Flag, Bad> {
         let key = self.str()?;
         let head = self.num()?;
-        if head >> 9 != 0 {
+        if head >> 10 != 0 {
             return Err(Bad("unknown flag bits"));
         }
         let bit = |i: u32| head & (1 << i) != 0;
@@ -405,6 +420,11 @@ impl<'a> Reader<'a> {
             exposure_sample: if bit(8) { self.float()? } else { 0.0 },
             about: None,
         };
+        let allocation = if bit(9) {
+            Some(Box::new(self.allocation()?))
+        } else {
+            None
+        };
         Ok(Flag {
             key,
             kind,
@@ -416,7 +436,46 @@ impl<'a> Reader<'a> {
             rules,
             fallthrough,
             schedule,
+            allocation,
             meta,
+        })
+    }
+
+    fn allocation(&mut self) -> Result<Allocation, Bad> {
+        let layer = match self.int()? {
+            0 => None,
+            n => Some(Membership {
+                layer: n - 1,
+                from: self.u32()?,
+                to: self.u32()?,
+            }),
+        };
+        let holdouts = self.list(Self::int)?;
+        let ramp = if self.bool()? {
+            let variant = self.int()?;
+            let (by, salt) = (self.str()?, self.str()?);
+            let steps = self.list(|r| {
+                let at = DateTime::from_timestamp_millis(r.signed()?)
+                    .ok_or(Bad("an instant is out of range"))?;
+                Ok(Step {
+                    at,
+                    units: r.u32()?,
+                })
+            })?;
+            Some(Ramp {
+                variant,
+                prefix: crate::bucket::Prefix::new(&salt),
+                by,
+                salt,
+                steps,
+            })
+        } else {
+            None
+        };
+        Ok(Allocation {
+            layer,
+            holdouts,
+            ramp,
         })
     }
 

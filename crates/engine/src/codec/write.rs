@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{DIGITS, SLOTS, STRINGS, VARIANTS};
+use crate::allocation::Allocation;
 use crate::model::{
     Arena, Cmp, Flag, FlagType, Op, Route, Schedule, Serve, Snapshot, Span, StrSet,
 };
@@ -203,6 +204,24 @@ impl<'s> Writer<'s> {
                 self.str(b);
             }
         }
+        // Trailing data, only when there is any, so that a snapshot without layers and
+        // holdouts is written exactly as before they existed.
+        if !s.layers.is_empty() || !s.holdouts.is_empty() {
+            self.int(s.layers.len());
+            for l in &s.layers {
+                self.str(&l.name);
+                self.str(&l.salt);
+                self.str(&l.by);
+                self.num(u64::from(l.slots));
+            }
+            self.int(s.holdouts.len());
+            for h in &s.holdouts {
+                self.str(&h.name);
+                self.str(&h.salt);
+                self.str(&h.by);
+                self.num(u64::from(h.units));
+            }
+        }
     }
 
     /// A string set, sorted (so that equal snapshots encode equally). A small one is a
@@ -222,7 +241,8 @@ impl<'s> Writer<'s> {
         self.str(&f.key);
         // One number for the type and the usual absences: bits 0-1 type, 2 on,
         // 3 temporary, 4 content, 5 prerequisites follow, 6 targets follow, 7 a schedule
-        // follows, 8 an exposure sample follows.
+        // follows, 8 an exposure sample follows, 9 an allocation (layer, holdouts, ramp)
+        // follows.
         let kind = match f.kind {
             FlagType::Boolean => 0,
             FlagType::String => 1,
@@ -237,6 +257,7 @@ impl<'s> Writer<'s> {
             !f.targets.is_empty(),
             f.schedule.is_some(),
             f.meta.exposure_sample != 0.0,
+            f.allocation.is_some(),
         ];
         let head = bits
             .iter()
@@ -294,6 +315,38 @@ impl<'s> Writer<'s> {
         }
         if f.meta.exposure_sample != 0.0 {
             self.float(f.meta.exposure_sample);
+        }
+        if let Some(a) = &f.allocation {
+            self.allocation(a);
+        }
+    }
+
+    /// A flag's allocation: its layer place (`0`, or the layer's index plus one, then the
+    /// range), its holdouts, and its ramp (`0`, or `1` then the variant, the bucketing
+    /// attribute, the salt and the steps as instant and weight).
+    fn allocation(&mut self, a: &'s Allocation) {
+        match &a.layer {
+            Some(m) => {
+                self.int(m.layer + 1);
+                self.num(u64::from(m.from));
+                self.num(u64::from(m.to));
+            }
+            None => self.num(0),
+        }
+        self.ints(&a.holdouts);
+        match &a.ramp {
+            Some(r) => {
+                self.num(1);
+                self.int(r.variant);
+                self.str(&r.by);
+                self.str(&r.salt);
+                self.int(r.steps.len());
+                for step in &r.steps {
+                    self.signed(step.at.timestamp_millis());
+                    self.num(u64::from(step.units));
+                }
+            }
+            None => self.num(0),
         }
     }
 

@@ -160,6 +160,7 @@ impl Compiler {
         let schedule = o
             .get("schedule")
             .and_then(|s| self.schedule(s, &join(path, "schedule")));
+        let allocation = self.allocation(o, key, &salt, &names, fallthrough.as_ref(), path);
         let meta = self.metadata(o, path);
         let mut targets: Vec<(Name, usize)> = targets.into_iter().collect();
         targets.sort();
@@ -174,6 +175,7 @@ impl Compiler {
             rules: Span::push(&mut self.arena.rules, rules),
             fallthrough: fallthrough?,
             schedule: schedule.map(Box::new),
+            allocation,
             meta,
         })
     }
@@ -294,17 +296,9 @@ impl Compiler {
             {
                 self.err(&join(&p, "variant"), "a variant may appear once in a split");
             }
-            let weight = match io.get("weight").and_then(Value::as_f64) {
-                Some(w) if (0.0..=100.0).contains(&w) => {
-                    let units = w * f64::from(BUCKETS) / 100.0;
-                    if (units - units.round()).abs() > 1e-6 {
-                        self.err(&join(&p, "weight"), format!("{w} has more than 3 decimal places (weights are in steps of 0.001%)"));
-                        None
-                    } else {
-                        Some(units.round() as u64)
-                    }
-                }
-                _ => {
+            let weight = match io.get("weight") {
+                Some(w) => self.weight_units(w, &join(&p, "weight")).map(u64::from),
+                None => {
                     self.err(&join(&p, "weight"), "must be a percentage from 0 to 100");
                     None
                 }
@@ -330,6 +324,13 @@ impl Compiler {
         if !ok {
             return None;
         }
+        self.draws.push(super::Draw {
+            salt: salt.clone(),
+            by: by.clone(),
+            what: format!("the split at {path}"),
+            path: path.to_string(),
+            spans_flags: false,
+        });
         let split = Split {
             prefix: crate::bucket::Prefix::new(&salt),
             by: self.name(&by),

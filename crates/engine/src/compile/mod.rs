@@ -6,10 +6,13 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+mod allocation;
 mod clause;
 mod flag;
 mod settings;
 
+use crate::allocation::{Holdout, Layer, Membership};
+use crate::bucket::BUCKETS;
 use crate::model::*;
 
 /// One problem in a flag file.
@@ -122,6 +125,26 @@ struct Compiler {
     names: HashSet<Name>,
     /// The arrays the snapshot's spans point into.
     arena: Arena,
+    /// The file's layers and holdouts, in its order, and their indexes by name.
+    layers: Vec<Layer>,
+    layer_index: HashMap<String, usize>,
+    holdouts: Vec<Holdout>,
+    holdout_index: HashMap<String, usize>,
+    /// Every flag's place in a layer, its key and the path of its slots.
+    memberships: Vec<(Membership, String, String)>,
+    /// Every draw of a bucket (split, ramp, layer, holdout), for the salt check.
+    draws: Vec<Draw>,
+}
+
+/// One draw of a user's bucket: a split, a ramp, a layer or a holdout.
+struct Draw {
+    salt: String,
+    by: String,
+    /// What draws, for messages (such as "layer `pricing`").
+    what: String,
+    path: String,
+    /// A layer or a holdout, whose draw cuts across flags.
+    spans_flags: bool,
 }
 
 const FLAG_FIELDS: &[&str] = &[
@@ -142,6 +165,9 @@ const FLAG_FIELDS: &[&str] = &[
     "schedule",
     "content",
     "exposure_sample",
+    "layer",
+    "holdout",
+    "ramp",
 ];
 
 impl Compiler {
@@ -226,6 +252,30 @@ impl Compiler {
         }
     }
 
+    /// A percentage from 0 to 100 with at most three decimals, in buckets (0.001 % each).
+    fn weight_units(&mut self, v: &Value, path: &str) -> Option<u32> {
+        match v.as_f64() {
+            Some(w) if (0.0..=100.0).contains(&w) => {
+                let units = w * f64::from(BUCKETS) / 100.0;
+                if (units - units.round()).abs() > 1e-6 {
+                    self.err(
+                        path,
+                        format!(
+                            "{w} has more than 3 decimal places (weights are in steps of 0.001%)"
+                        ),
+                    );
+                    None
+                } else {
+                    Some(units.round() as u32)
+                }
+            }
+            _ => {
+                self.err(path, "must be a percentage from 0 to 100");
+                None
+            }
+        }
+    }
+
     fn strings(&mut self, v: &Value, path: &str) -> Vec<String> {
         let Some(items) = v.as_array() else {
             self.err(
@@ -256,6 +306,8 @@ impl Compiler {
                 "routes",
                 "ofrep",
                 "context",
+                "layers",
+                "holdouts",
             ],
         );
         let ofrep = o
@@ -291,6 +343,13 @@ impl Compiler {
         for (i, k) in segs_raw.keys().enumerate() {
             self.segment_index.insert(k.clone(), i);
         }
+        for (section, what) in [("layers", "`layers`"), ("holdouts", "`holdouts`")] {
+            let raw = match o.get(section) {
+                Some(v) => self.object(v, &join("$", section), what).unwrap_or(&empty),
+                None => &empty,
+            };
+            self.draw_tables(section, raw);
+        }
         let mut segments = Vec::new();
         for (k, v) in segs_raw {
             let path = join("$.segments", k);
@@ -317,6 +376,8 @@ impl Compiler {
             flags.push(self.flag(k, v, &path));
         }
         self.report_prerequisite_cycles(flags_raw);
+        self.check_layer_ranges();
+        self.check_salts();
         let (routes, default_route, fallback_route) = match o.get("routes") {
             Some(v) => self.routes(v, "$.routes"),
             None => (Vec::new(), None, None),
@@ -351,6 +412,8 @@ impl Compiler {
             request_context,
             fingerprint,
             uses_traits: self.uses_traits,
+            layers: std::mem::take(&mut self.layers),
+            holdouts: std::mem::take(&mut self.holdouts),
         })
     }
 }
