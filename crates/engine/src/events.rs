@@ -598,4 +598,20 @@ mod tests {
             assert_eq!(sampled("f", Some(u), 0.25), sampled("f", Some(u), 0.25));
         }
     }
+
+    #[test]
+    fn docs_events_md_lists_every_column_as_it_is() {
+        let doc = include_str!("../../../docs/events.md");
+        for c in COLUMNS {
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", c.name)))
+                .unwrap_or_else(|| panic!("docs/events.md has no row for {}", c.name));
+            assert!(
+                row.ends_with(&format!("| {} | {} |", c.kinds, c.meaning)),
+                "docs/events.md's row for {} is not the column's: {row}",
+                c.name
+            );
+        }
+    }
 }
