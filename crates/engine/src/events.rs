@@ -599,6 +599,80 @@ mod tests {
         }
     }
 
+    /// Two flags besides `checkout`: `quiet` has no exposure logging, `half` logs half of
+    /// its users.
+    fn three_flags() -> Snapshot {
+        let flags = FLAGS.replacen(
+            r#"{"flags": {"#,
+            r#"{"flags": {
+            "quiet": {"type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off", "default": "on"},
+            "half": {"type": "boolean", "variants": {"on": true, "off": false}, "off_variant": "off", "default": "on",
+                     "exposure_sample": 0.5},"#,
+            1,
+        );
+        compile_str(&flags).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn only_flags_whose_sample_selects_the_user_are_exposures() {
+        let snapshot = three_flags();
+        let now = Utc.timestamp_millis_opt(0).single().unwrap_or_default();
+        let mut half_logged = 0;
+        for i in 0..2_000 {
+            let ctx = Context::with_key(&format!("u{i}")).with("country", "US");
+            let evals: Vec<_> = snapshot.evaluate_all(&ctx, now).collect();
+            let keys: Vec<&str> = sampled_exposures(&snapshot, &ctx, &evals)
+                .iter()
+                .map(|e| e.key)
+                .collect();
+            // checkout (1.0) always, quiet (no sample) never, half as its sample says.
+            let half = sampled("half", ctx.key(), 0.5);
+            let expected: Vec<&str> = if half {
+                vec!["checkout", "half"]
+            } else {
+                vec!["checkout"]
+            };
+            assert_eq!(keys, expected, "user u{i}");
+            half_logged += usize::from(half);
+        }
+        assert!((900..1_100).contains(&half_logged), "{half_logged} of 2000");
+    }
+
+    #[test]
+    fn a_conversion_carries_the_variants_of_the_logged_flags_only() {
+        let snapshot = three_flags();
+        let now = Utc.timestamp_millis_opt(0).single().unwrap_or_default();
+        let ctx = Context::with_key("u1").with("country", "FR");
+        let got = served(&snapshot, &ctx, now);
+        let want = vec![
+            Served {
+                flag: "checkout".into(),
+                variant: "v2".into(),
+            },
+            Served {
+                flag: "half".into(),
+                variant: "on".into(),
+            },
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_origin_takes_country_and_device_only_when_they_are_text() {
+        let now = Utc
+            .timestamp_millis_opt(1_764_400_000_000)
+            .single()
+            .unwrap_or_default();
+        let ctx = Context::with_key("u1")
+            .with("country", "JP")
+            .with("device", 3.0);
+        let o = Origin::of(&ctx, now, "abc", Some("00ff"));
+        assert_eq!(
+            (o.ts, o.snapshot, o.user, o.country, o.device),
+            (1_764_400_000_000, "abc", Some("00ff"), Some("JP"), None)
+        );
+    }
+
     #[test]
     fn docs_events_md_lists_every_column_as_it_is() {
         let doc = include_str!("../../../docs/events.md");
