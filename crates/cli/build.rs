@@ -1,6 +1,7 @@
 //! Where the prebuilt DuckDB library is: `DUCKDB_LIB_DIR` (scripts/env.sh sets it to the
 //! copy it installs from npm), else that copy's place in the default cache. The binaries
 //! get it as their run path, so `edgeflags` runs from a plain shell with no variables.
+//! Without it the build stops here, saying what to run, rather than at the linker.
 
 use std::path::PathBuf;
 
@@ -21,16 +22,19 @@ fn main() {
                 })?;
             Some(cache.join(PACKAGE_DIR))
         });
-    let Some(dir) = dir else {
-        return;
-    };
-    if !dir.join("libduckdb.so").exists() {
+    let Some(dir) = dir.clone().filter(|d| d.join("libduckdb.so").exists()) else {
+        let looked = dir.map_or_else(
+            || "the cache (no HOME, EDGEFLAGS_CACHE or DUCKDB_LIB_DIR)".to_string(),
+            |d| d.display().to_string(),
+        );
         println!(
-            "cargo:warning=libduckdb.so is not in {}: run scripts/test (or `source scripts/env.sh && ensure_duckdb`) once to install it",
-            dir.display()
+            "cargo::error=libduckdb.so (DuckDB 1.5.6, which `edgeflags report` links) is not in {looked}. \
+             Run scripts/test, scripts/serve or scripts/edgeflags once (each installs it from npm), \
+             or `source scripts/env.sh && ensure_duckdb`; or set DUCKDB_LIB_DIR to a directory \
+             holding libduckdb.so 1.5.6."
         );
         return;
-    }
+    };
     println!(
         "cargo:rerun-if-changed={}",
         dir.join("libduckdb.so").display()

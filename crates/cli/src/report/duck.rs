@@ -195,15 +195,6 @@ impl Drop for Progress {
     }
 }
 
-/// A temporary directory for DuckDB to spill to, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Reads `files` and runs the report's query over them.
 pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result<Run> {
     let mut inputs = Vec::new();
@@ -221,11 +212,12 @@ pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result
         inputs.push(classify(f)?);
     }
     let progress = Progress::start();
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "edgeflags-report-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    )));
+    // A directory of this run's own for DuckDB to spill to (DuckDB creates only the last
+    // part of the path it is given); removed, with what was spilled, when dropped.
+    let scratch = tempfile::Builder::new()
+        .prefix("edgeflags-report-")
+        .tempdir()
+        .context("cannot make a temporary directory for DuckDB")?;
     // In memory: DuckDB moves what does not fit its limit to the scratch directory.
     let db = Connection::open_in_memory().context("cannot start DuckDB")?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
@@ -233,7 +225,7 @@ pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result
         "SET threads = {threads}; SET memory_limit = {}; SET temp_directory = {}; \
          SET preserve_insertion_order = false; SET enable_progress_bar = false;",
         Dialect::Duckdb.literal(&settings.memory_limit),
-        Dialect::Duckdb.literal(&scratch.0.join("spill").to_string_lossy()),
+        Dialect::Duckdb.literal(&scratch.path().join("spill").to_string_lossy()),
     ))
     .context("cannot set DuckDB up")?;
 
