@@ -6,8 +6,9 @@
 //!
 //! Lines read two ways: a file whose every line is a JSON object goes through DuckDB's
 //! JSON reader; any other (a local log with prefixes and other endpoints' lines) is read
-//! as lines, each parsed from its first `{`, so a line that is not JSON is counted as
-//! skipped, as is one without a user or of an unknown kind.
+//! as lines, each parsed from its first `{`: a line without a `{` (the server's own
+//! output) is passed over; one whose JSON does not parse is counted as skipped, as is one
+//! without a user or of an unknown kind.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
