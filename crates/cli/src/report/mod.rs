@@ -290,10 +290,10 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("edgeflags-report-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.join(format!(
-            "{:x}.log",
-            log.len() ^ filter.event.map_or(0, str::len)
-        ));
+        // A file of this call's own: the tests run in parallel, and each removes its file.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = dir.join(format!("{n}.log"));
         std::fs::write(&file, log).unwrap_or_else(|e| panic!("{e}"));
         let settings = duck::Settings {
             memory_limit: "256MB".into(),
