@@ -1,9 +1,11 @@
-//! Exposure and conversion events: sampled JSON lines with a keyed hash of the user, and
-//! conversions carrying the variants the edge serves that user.
+//! Exposure and conversion events: sampled JSON lines of the engine's versioned record
+//! (read back here with its type) with a keyed hash of the user, exposures carrying the
+//! split behind them, and conversions carrying the variants the edge serves that user.
 
 use std::collections::BTreeMap;
 
 use edgeflags_e2e::{AppSpec, Req, app};
+use edgeflags_engine::events::{Event, Kind, SCHEMA_VERSION, Served, Weight};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -41,6 +43,20 @@ fn exposures_and_conversions_are_logged_without_the_raw_user_key() {
         (Some("JP"), Some("SPLIT"))
     );
     assert!(e["snapshot"].is_string() && e["ts"].is_i64());
+    // The record, typed: version 2, with the demo's 50/50 default split behind it.
+    let typed: Event = serde_json::from_value(e.clone()).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        (typed.schema_version, typed.kind),
+        (SCHEMA_VERSION, Kind::Exposure)
+    );
+    let half = |v: &str| Weight {
+        variant: v.into(),
+        weight: 50_000,
+    };
+    assert_eq!(
+        (typed.rule, typed.split),
+        (None, vec![half("v1"), half("v2")])
+    );
     assert!(
         !app.logs()
             .iter()
@@ -67,9 +83,15 @@ fn exposures_and_conversions_are_logged_without_the_raw_user_key() {
         (conv[0]["event"].as_str(), conv[0]["value"].as_f64()),
         (Some("purchase"), Some(42.5))
     );
+    let typed: Event =
+        serde_json::from_value(conv[0].clone()).unwrap_or_else(|err| panic!("{err}"));
+    // Every tracked flag's variant as a {flag, variant} entry: the demo tracks checkout.
     assert_eq!(
-        conv[0]["variants"]["checkout"].as_str().map(str::to_string),
-        served
+        typed.variants,
+        vec![Served {
+            flag: "checkout".into(),
+            variant: served.clone().unwrap_or_default(),
+        }]
     );
     // The client cannot claim variants: only the edge's own decision is logged.
     let forged = app.send(

@@ -19,6 +19,7 @@ pub mod context;
 pub mod cookie;
 pub mod digest;
 pub mod eval;
+pub mod events;
 pub mod explain;
 pub mod forward;
 #[doc(hidden)]

@@ -120,10 +120,18 @@ impl Snapshot {
         let Serve::Split(i) = f.fallthrough else {
             return None;
         };
-        let split = self.arena.splits.get(i)?;
+        self.arena.splits.get(i)?;
+        Some(self.split_weights(f, i))
+    }
+
+    /// Split `i` of flag `f` as (variant name, weight in buckets), in bucket order.
+    pub(crate) fn split_weights(&self, f: &Flag, i: usize) -> Vec<(&str, u32)> {
+        let Some(split) = self.arena.splits.get(i) else {
+            return Vec::new();
+        };
         let variants = f.variants.of(&self.arena.variants);
         let mut lower = 0;
-        let weights = split
+        split
             .slots
             .of(&self.arena.slots)
             .iter()
@@ -132,8 +140,7 @@ impl Snapshot {
                 lower = upper;
                 (variants.get(v).map(|x| &*x.name).unwrap_or(""), w)
             })
-            .collect();
-        Some(weights)
+            .collect()
     }
 
     /// A flag by key.

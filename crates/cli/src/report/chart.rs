@@ -80,6 +80,8 @@ mod tests {
             exposed,
             rate,
             value: 0.0,
+            value_mean: 0.0,
+            value_var: 0.0,
             vs_control: None,
         }
     }

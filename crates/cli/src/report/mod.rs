@@ -1,10 +1,14 @@
-//! `edgeflags report`: an exposure/conversion log (JSON lines from the `edgeflags_events`
-//! endpoint) summarised per flag and variant. Arrows point one way: `log` reads the lines
-//! into counts, `summary` turns counts into figures with `stats`, `chart` draws figures;
-//! this file runs them and prints the table or the JSON.
+//! `edgeflags report`: exposure/conversion logs (the `edgeflags_events` endpoint's JSON
+//! lines, or Parquet) summarised per flag and variant. Arrows point one way: `duck` reads
+//! the files into DuckDB and runs the query `query` writes (or `rows` reads a warehouse's
+//! result of that query), `rows` folds the result into counts, `summary` turns counts
+//! into figures with `stats`, `chart` draws figures; this file runs them and prints the
+//! table or the JSON, or prints the query for another engine.
 
 mod chart;
-mod log;
+mod duck;
+mod query;
+mod rows;
 mod stats;
 mod summary;
 
@@ -12,15 +16,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use crate::input::read;
+use query::Dialect;
 use summary::{Summary, VariantSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The log file (lines may carry a prefix before the JSON, such as `edgeflags_events :: `).
-    file: PathBuf,
+    /// The event files: JSON lines (lines may carry a prefix before the JSON, such as
+    /// `edgeflags_events :: `; `.gz` is read gzipped) or Parquet (`.parquet`), as paths or
+    /// quoted globs (`'logs/*.log.gz'`). With `--rows`, one file of query results.
+    file: Vec<PathBuf>,
     /// Count only conversions of this event.
     #[arg(long)]
     event: Option<String>,
@@ -40,16 +47,73 @@ pub struct ReportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Print the report's query for this engine instead of running it (`duckdb`: the
+    /// script `report` runs over FILE; `bigquery`, `clickhouse`: over `--table`).
+    #[arg(long, value_name = "ENGINE")]
+    sql: Option<Dialect>,
+    /// With `--sql`: print the events table's definition instead (BigQuery: a schema file
+    /// for `bq mk --table`; ClickHouse and DuckDB: `CREATE TABLE`).
+    #[arg(long, requires = "sql")]
+    schema: bool,
+    /// With `--sql`: the events table (`project.dataset.table`, `database.table`).
+    #[arg(long, default_value = "edgeflags_events")]
+    table: String,
+    /// FILE holds the result of the report's query run elsewhere (JSON: an array of
+    /// rows, as `bq query --format=json` prints, or a row per line, as ClickHouse's
+    /// `FORMAT JSONEachRow`): report on it.
+    #[arg(long, conflicts_with = "sql")]
+    rows: bool,
+    /// DuckDB's memory limit; past it DuckDB spills to a temporary directory.
+    #[arg(long, default_value = "1.5GB", value_name = "SIZE")]
+    memory_limit: String,
 }
 
 /// Runs `report`.
 pub fn report(a: ReportArgs) -> Result<ExitCode> {
-    let text = read(&a.file)?;
-    let filter = log::Filter {
+    let filter = query::Filter {
         flag: a.flag.as_deref(),
         event: a.event.as_deref(),
     };
-    let tally = log::read(&text, filter);
+    if let Some(dialect) = a.sql {
+        if !query::valid_table(&a.table) {
+            bail!(
+                "--table: `{}` is not a table name (letters, digits, _ - .)",
+                a.table
+            );
+        }
+        let text = match (dialect, a.schema) {
+            (_, true) => dialect.table_definition(&a.table),
+            (Dialect::Duckdb, false) => {
+                if a.file.is_empty() {
+                    bail!("--sql duckdb: give the event files the script reads");
+                }
+                duck::script(&a.file, filter)?
+            }
+            (_, false) => dialect.report_query(&a.table, filter),
+        };
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.file.is_empty() {
+        bail!("give the event files to report on (or --sql ENGINE to print the query)");
+    }
+    let (tally, source) = if a.rows {
+        let [file] = a.file.as_slice() else {
+            bail!("--rows reads one file of query results");
+        };
+        let rows = rows::parse(&read(file)?)
+            .with_context(|| format!("{}: not the report query's result", file.display()))?;
+        let n = rows.len();
+        (rows::tally(&rows, 0, 0)?, format!("{n} result rows read"))
+    } else {
+        let settings = duck::Settings {
+            memory_limit: a.memory_limit.clone(),
+        };
+        let run = duck::run(&a.file, filter, &settings)?;
+        let tally = rows::tally(&run.rows, run.lines, run.skipped)?;
+        let source = format!("{} events read, {} skipped", run.lines, run.skipped);
+        (tally, source)
+    };
     let summary = summary::summarise(&tally, a.control.as_deref());
     if let Some(path) = &a.chart {
         std::fs::write(path, chart::chart_svg(&summary.flags))
@@ -60,18 +124,20 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", table(&summary, a.event.as_deref(), a.by_country));
+    print!(
+        "{}",
+        table(&summary, &source, a.event.as_deref(), a.by_country)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// The report for people: per flag, a row per variant with its rate, interval, difference
 /// against the control and a bar; then users exposed per country (with `by_country`,
-/// conversions and rates too).
-fn table(summary: &Summary, event: Option<&str>, by_country: bool) -> String {
+/// conversions and rates too); the value per user when conversions have values; the users
+/// left out for being in more than one variant; the sample-ratio check.
+fn table(summary: &Summary, source: &str, event: Option<&str>, by_country: bool) -> String {
     let mut out = format!(
-        "{} events read, {} skipped{}\n",
-        summary.lines,
-        summary.skipped,
+        "{source}{}\n",
         event
             .map(|e| format!("; conversions: {e}"))
             .unwrap_or_default()
@@ -112,6 +178,52 @@ fn table(summary: &Summary, event: Option<&str>, by_country: bool) -> String {
             } else {
                 out.push_str(&format!("  exposed in {c}: {}\n", parts.join(", ")));
             }
+        }
+        if vs.values().any(|v| v.value != 0.0) {
+            let parts: Vec<String> = vs
+                .iter()
+                .map(|(variant, v)| {
+                    let half = 1.959_964 * (v.value_var / v.exposed.max(1) as f64).sqrt();
+                    format!(
+                        "{variant} {:.2} [{:.2}, {:.2}]",
+                        v.value_mean,
+                        v.value_mean - half,
+                        v.value_mean + half
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "  value per exposed user (95% interval): {}\n",
+                parts.join(", ")
+            ));
+        }
+        if let Some(n) = summary.mixed.get(flag) {
+            out.push_str(&format!(
+                "  {n} user{} in more than one variant, left out\n",
+                if *n == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(srm) = summary.srm.get(flag) {
+            let parts: Vec<String> = srm
+                .observed
+                .iter()
+                .map(|(variant, o)| {
+                    let e = srm.expected.get(variant).copied().unwrap_or(0.0);
+                    format!("{variant} {o} (expected {e:.0})")
+                })
+                .collect();
+            let verdict = if srm.warning {
+                "WARNING: sample ratio mismatch, the users do not follow the split weights"
+            } else {
+                "sample ratio"
+            };
+            out.push_str(&format!(
+                "  {verdict}: {}; chi-square {:.2}, {} df, p = {:.3e}\n",
+                parts.join(", "),
+                srm.chi2,
+                srm.df,
+                srm.p
+            ));
         }
     }
     out
@@ -170,12 +282,36 @@ mod tests {
 "#;
 
     fn summary() -> Summary {
-        summary::summarise(&log::read(LOG, log::Filter::default()), None)
+        summary::summarise(&local(LOG, query::Filter::default()), None)
+    }
+
+    /// The counts of a log, by DuckDB.
+    fn local(log: &str, filter: query::Filter<'_>) -> rows::Tally {
+        let dir =
+            std::env::temp_dir().join(format!("edgeflags-report-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        // A file of this call's own: the tests run in parallel, and each removes its file.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = dir.join(format!("{n}.log"));
+        std::fs::write(&file, log).unwrap_or_else(|e| panic!("{e}"));
+        let settings = duck::Settings {
+            memory_limit: "256MB".into(),
+        };
+        let run = duck::run(std::slice::from_ref(&file), filter, &settings)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let _ = std::fs::remove_file(&file);
+        rows::tally(&run.rows, run.lines, run.skipped).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     #[test]
     fn the_table_has_a_row_per_variant_and_users_per_country() {
-        let text = table(&summary(), Some("purchase"), false);
+        let text = table(
+            &summary(),
+            "7 events read, 0 skipped",
+            Some("purchase"),
+            false,
+        );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "7 events read, 0 skipped; conversions: purchase");
         assert_eq!(lines[2], "checkout");
@@ -188,8 +324,14 @@ mod tests {
         ), "{text}");
         assert_eq!(lines[6], "  exposed in JP: v1 1, v2 2");
         assert_eq!(lines[7], "  exposed in US: v1 1");
-        assert_eq!(lines.len(), 8);
-        let by_country = table(&summary(), None, true);
+        // a: 3 of two users; c, d: 4 each. v1's values 3 and 0: mean 1.5, variance 4.5,
+        // half-width 1.96 √(4.5 / 2) = 2.94.
+        assert_eq!(
+            lines[8],
+            "  value per exposed user (95% interval): v1 1.50 [-1.44, 4.44], v2 4.00 [4.00, 4.00]"
+        );
+        assert_eq!(lines.len(), 9);
+        let by_country = table(&summary(), "7 events read, 0 skipped", None, true);
         assert!(by_country.starts_with("7 events read, 0 skipped\n"));
         assert!(by_country.contains("  in JP: v1 1/1 (100.00%), v2 2/2 (100.00%)\n"));
         assert!(by_country.contains("  in US: v1 0/1 (0.00%)\n"));

@@ -1,5 +1,9 @@
-//! The report's statistics: a conversion rate with its Wilson score interval, and the
-//! difference of two rates with Newcombe's interval, both at 95%.
+//! The report's statistics: a conversion rate with its Wilson score interval, the
+//! difference of two rates with Newcombe's interval, both at 95%; the mean and variance
+//! of a value per user from its sums; and Pearson's chi-square test of observed counts
+//! against expected ones (the sample-ratio check), its p-value from `statrs`.
+
+use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// z for a two-sided 95% interval.
 const Z95: f64 = 1.959_963_984_540_054;
@@ -33,6 +37,50 @@ pub fn difference(variant: (usize, usize), control: (usize, usize)) -> (f64, f64
     let lo = d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt();
     let hi = d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt();
     (d, lo, hi)
+}
+
+/// The mean and the sample variance (n - 1) of `n` values from their sum and the sum of
+/// their squares; 0 where undefined (no values, or one for the variance).
+pub fn mean_variance(n: usize, sum: f64, sum_sq: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let nf = n as f64;
+    let mean = sum / nf;
+    if n < 2 {
+        return (mean, 0.0);
+    }
+    // Rounding can take a variance of equal values a hair below zero.
+    (mean, ((sum_sq - nf * mean * mean) / (nf - 1.0)).max(0.0))
+}
+
+/// Pearson's chi-square statistic of `(observed, expected)` counts. An observed count
+/// where none is expected makes it infinite.
+pub fn chi_square(cells: &[(f64, f64)]) -> f64 {
+    cells
+        .iter()
+        .map(|&(o, e)| {
+            if e > 0.0 {
+                (o - e).powi(2) / e
+            } else if o > 0.0 {
+                f64::INFINITY
+            } else {
+                0.0
+            }
+        })
+        .sum()
+}
+
+/// The probability of a chi-square statistic of `df` degrees of freedom at least `stat`
+/// (0 for an infinite statistic; else 1 when `df` is 0: nothing to test).
+pub fn chi_square_p(stat: f64, df: usize) -> f64 {
+    if stat.is_infinite() {
+        return 0.0;
+    }
+    if df == 0 || stat.is_nan() || stat <= 0.0 {
+        return 1.0;
+    }
+    ChiSquared::new(df as f64).map_or(1.0, |d| d.sf(stat))
 }
 
 #[cfg(test)]
@@ -100,6 +148,37 @@ mod tests {
                 "{variant:?} - {control:?}: [{lo}, {hi}], want {want:?}"
             );
         }
+    }
+
+    #[test]
+    fn mean_and_variance_come_from_the_sums() {
+        // Values 0, 0, 2, 4: mean 1.5, sample variance (2.25 + 2.25 + 0.25 + 6.25) / 3.
+        let (m, v) = mean_variance(4, 6.0, 20.0);
+        assert_eq!(m, 1.5);
+        assert!((v - 11.0 / 3.0).abs() < 1e-12, "{v}");
+        assert_eq!(mean_variance(0, 0.0, 0.0), (0.0, 0.0));
+        assert_eq!(mean_variance(1, 3.0, 9.0), (3.0, 0.0));
+        assert_eq!(mean_variance(3, 6.0, 12.0), (2.0, 0.0));
+    }
+
+    #[test]
+    fn chi_square_p_values_match_the_tables() {
+        // Critical values from the chi-square table: P(X >= 3.841) = 0.05 at 1 df,
+        // P(X >= 10.828) = 0.001 at 1 df, P(X >= 13.816) = 0.001 at 2 df.
+        for (stat, df, p) in [
+            (3.841, 1, 0.05),
+            (10.828, 1, 0.001),
+            (13.816, 2, 0.001),
+            (0.0, 1, 1.0),
+        ] {
+            let got = chi_square_p(stat, df);
+            assert!((got - p).abs() < p * 1e-3 + 1e-12, "{stat} {df}: {got}");
+        }
+        // 550 against 450 expected 500 each: (50² + 50²) / 500 = 10.
+        assert_eq!(chi_square(&[(550.0, 500.0), (450.0, 500.0)]), 10.0);
+        assert_eq!(chi_square(&[(1.0, 0.0), (9.0, 10.0)]), f64::INFINITY);
+        assert_eq!(chi_square_p(f64::INFINITY, 1), 0.0);
+        assert_eq!(chi_square_p(5.0, 0), 1.0);
     }
 
     #[test]

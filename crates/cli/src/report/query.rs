@@ -1,0 +1,299 @@
+//! The report as SQL: one query over the events table (the engine's
+//! [`edgeflags_engine::events::COLUMNS`]), rendered for DuckDB (run here, embedded), BigQuery
+//! and ClickHouse (printed by `report --sql`, run there), and the table's definition in
+//! each. The query is written once; a [`Dialect`] supplies only what the engines spell
+//! differently: quoting, the first value by time, a list as JSON text, one row per
+//! variant a conversion names, and settings.
+//!
+//! What the query counts, per flag: each user once, by the variants of their exposures; a
+//! user exposed to more than one variant is counted apart (the rows whose `variant` is
+//! NULL) and left out of the rest; a conversion counts for a user's variant only when it
+//! names that variant and comes at or after the user's first exposure (events without a
+//! time, as in hand-written logs, cannot be ordered and count); the country and split of
+//! a user are those of their first exposure.
+
+use edgeflags_engine::events::{COLUMNS, ColumnType};
+
+/// A SQL engine the report's query is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    /// DuckDB: what `edgeflags report` runs, embedded.
+    Duckdb,
+    /// Google BigQuery (GoogleSQL).
+    Bigquery,
+    /// ClickHouse (and chDB).
+    Clickhouse,
+}
+
+/// What to count: every flag and conversion event unless narrowed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Filter<'a> {
+    /// Only this flag's exposures.
+    pub flag: Option<&'a str>,
+    /// Only conversions of this event.
+    pub event: Option<&'a str>,
+}
+
+/// The columns the query returns, in order: the grain is flag, variant, country of first
+/// exposure and split of first exposure; then users, users converted, and the sum and sum
+/// of squares of each user's converted value.
+pub const RESULT_COLUMNS: [&str; 8] = [
+    "flag",
+    "variant",
+    "country",
+    "split",
+    "users",
+    "converted",
+    "value_sum",
+    "value_sq",
+];
+
+impl Dialect {
+    /// The column `user` (a keyword in some engines), quoted.
+    fn user(self) -> &'static str {
+        match self {
+            Dialect::Duckdb => "\"user\"",
+            Dialect::Bigquery | Dialect::Clickhouse => "`user`",
+        }
+    }
+
+    /// A string literal.
+    pub fn literal(self, text: &str) -> String {
+        match self {
+            // Standard SQL: a quote is doubled, a backslash is a backslash.
+            Dialect::Duckdb => format!("'{}'", text.replace('\'', "''")),
+            // Backslash escapes.
+            Dialect::Bigquery | Dialect::Clickhouse => {
+                format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+            }
+        }
+    }
+
+    /// A table name (letters, digits, `_`, `-` and `.` only), quoted where needed.
+    fn table(self, name: &str) -> String {
+        match self {
+            Dialect::Bigquery => format!("`{name}`"),
+            Dialect::Duckdb | Dialect::Clickhouse => name.to_string(),
+        }
+    }
+
+    /// `x` at the smallest `ts` of the group (an event without a time counts as the
+    /// earliest).
+    fn first_by_time(self, x: &str) -> String {
+        match self {
+            Dialect::Duckdb => format!("arg_min({x}, COALESCE(ts, 0))"),
+            Dialect::Bigquery => format!("MIN_BY({x}, COALESCE(ts, 0))"),
+            Dialect::Clickhouse => format!("argMin({x}, COALESCE(ts, 0))"),
+        }
+    }
+
+    /// The split list as JSON text, `[{"variant": ..., "weight": ...}, ...]`.
+    fn json_text(self, x: &str) -> String {
+        match self {
+            // The DuckDB events table keeps the split as the JSON it was written as.
+            Dialect::Duckdb => format!("CAST({x} AS VARCHAR)"),
+            Dialect::Bigquery => format!("TO_JSON_STRING({x})"),
+            Dialect::Clickhouse => format!("toJSONString({x})"),
+        }
+    }
+
+    /// The conversions of `source` that pass `filter`, one row per variant they name:
+    /// `user_id, ts, value, v` where `v` has `flag` and `variant`.
+    fn conversion_rows(self, source: &str, filter: &str) -> String {
+        let user = self.user();
+        match self {
+            Dialect::Duckdb => format!(
+                "SELECT {user} AS user_id, ts, value, unnest(variants) AS v\n    FROM {source}\n    WHERE kind = 'conversion' AND {user} IS NOT NULL{filter}"
+            ),
+            Dialect::Bigquery => format!(
+                "SELECT e.{user} AS user_id, e.ts, e.value, v\n    FROM {source} AS e CROSS JOIN UNNEST(e.variants) AS v\n    WHERE e.kind = 'conversion' AND e.{user} IS NOT NULL{filter}"
+            ),
+            Dialect::Clickhouse => format!(
+                "SELECT e.{user} AS user_id, e.ts, e.value, v\n    FROM {source} AS e ARRAY JOIN e.variants AS v\n    WHERE e.kind = 'conversion' AND e.{user} IS NOT NULL{filter}"
+            ),
+        }
+    }
+
+    /// What goes after the query.
+    fn settings(self) -> &'static str {
+        match self {
+            // Unmatched rows of a LEFT JOIN are NULL, not the type's default.
+            Dialect::Clickhouse => "\nSETTINGS join_use_nulls = 1",
+            Dialect::Duckdb | Dialect::Bigquery => "",
+        }
+    }
+
+    /// The report's query over the events table `table`.
+    pub fn report_query(self, table: &str, filter: Filter<'_>) -> String {
+        let source = self.table(table);
+        let user = self.user();
+        let flag_filter = filter
+            .flag
+            .map(|f| format!(" AND flag = {}", self.literal(f)))
+            .unwrap_or_default();
+        let event_column = match self {
+            Dialect::Duckdb => "event",
+            Dialect::Bigquery | Dialect::Clickhouse => "e.event",
+        };
+        let event_filter = filter
+            .event
+            .map(|e| format!(" AND {event_column} = {}", self.literal(e)))
+            .unwrap_or_default();
+        let conversion_rows = self.conversion_rows(&source, &event_filter);
+        let first_country = self.first_by_time("seen_in");
+        let first_split = self.first_by_time("split");
+        let split_text = self.json_text("a.first_split");
+        let settings = self.settings();
+        format!(
+            "-- edgeflags report ({dialect}): users per flag, variant, country and split; users in more than
+-- one variant are the rows whose variant is NULL. Columns: {columns}.
+WITH exposures AS (
+  SELECT flag, {user} AS user_id, variant, ts, COALESCE(country, '??') AS seen_in, split
+  FROM {source}
+  WHERE kind = 'exposure' AND {user} IS NOT NULL AND flag IS NOT NULL AND variant IS NOT NULL{flag_filter}
+),
+assigned AS (
+  SELECT flag, user_id, MIN(variant) AS low_variant, MAX(variant) AS high_variant,
+    MIN(ts) AS first_ts, {first_country} AS first_country, {first_split} AS first_split
+  FROM exposures
+  GROUP BY flag, user_id
+),
+conversions AS (
+  SELECT user_id, ts, value, v.flag AS flag, v.variant AS variant FROM (
+    {conversion_rows}
+  ) AS named
+),
+converted AS (
+  SELECT a.flag AS flag, a.user_id AS user_id, SUM(COALESCE(c.value, 0)) AS value
+  FROM assigned AS a
+  JOIN conversions AS c ON c.user_id = a.user_id AND c.flag = a.flag AND c.variant = a.low_variant
+  WHERE a.low_variant = a.high_variant AND (c.ts >= a.first_ts OR c.ts IS NULL OR a.first_ts IS NULL)
+  GROUP BY a.flag, a.user_id
+),
+per_user AS (
+  SELECT a.flag AS flag,
+    CASE WHEN a.low_variant = a.high_variant THEN a.low_variant END AS variant,
+    CASE WHEN a.low_variant = a.high_variant THEN a.first_country END AS country,
+    CASE WHEN a.low_variant = a.high_variant THEN {split_text} END AS split,
+    CASE WHEN c.user_id IS NULL THEN 0 ELSE 1 END AS is_converted,
+    COALESCE(c.value, 0) AS user_value
+  FROM assigned AS a
+  LEFT JOIN converted AS c ON c.flag = a.flag AND c.user_id = a.user_id
+)
+SELECT flag, variant, country, split, COUNT(*) AS users, SUM(is_converted) AS converted,
+  SUM(user_value) AS value_sum, SUM(user_value * user_value) AS value_sq
+FROM per_user
+GROUP BY flag, variant, country, split
+ORDER BY flag, variant, country, split{settings}
+",
+            dialect = self.name(),
+            columns = RESULT_COLUMNS.join(", "),
+        )
+    }
+
+    /// The engine's name, as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Duckdb => "DuckDB",
+            Dialect::Bigquery => "BigQuery",
+            Dialect::Clickhouse => "ClickHouse",
+        }
+    }
+
+    /// The events table's definition: for BigQuery a schema file for `bq mk --table`, for
+    /// ClickHouse a `CREATE TABLE`, for DuckDB a `CREATE TABLE` too.
+    pub fn table_definition(self, table: &str) -> String {
+        match self {
+            Dialect::Bigquery => {
+                let fields: Vec<serde_json::Value> = COLUMNS
+                    .iter()
+                    .map(|c| {
+                        let sub = |a: &str, at: &str, b: &str, bt: &str| {
+                            serde_json::json!([
+                                {"name": a, "type": at, "mode": "NULLABLE"},
+                                {"name": b, "type": bt, "mode": "NULLABLE"}
+                            ])
+                        };
+                        let (ty, mode, fields) = match c.ty {
+                            ColumnType::Int64 => ("INTEGER", "NULLABLE", None),
+                            ColumnType::Float64 => ("FLOAT", "NULLABLE", None),
+                            ColumnType::String => ("STRING", "NULLABLE", None),
+                            ColumnType::Weights => (
+                                "RECORD",
+                                "REPEATED",
+                                Some(sub("variant", "STRING", "weight", "INTEGER")),
+                            ),
+                            ColumnType::Served => (
+                                "RECORD",
+                                "REPEATED",
+                                Some(sub("flag", "STRING", "variant", "STRING")),
+                            ),
+                        };
+                        let mut field = serde_json::json!({
+                            "name": c.name, "type": ty, "mode": mode,
+                            "description": plain(c.meaning),
+                        });
+                        if let (Some(f), Some(o)) = (fields, field.as_object_mut()) {
+                            o.insert("fields".into(), f);
+                        }
+                        field
+                    })
+                    .collect();
+                let mut text = serde_json::to_string_pretty(&fields).unwrap_or_default();
+                text.push('\n');
+                text
+            }
+            Dialect::Clickhouse | Dialect::Duckdb => {
+                let columns: Vec<String> = COLUMNS
+                    .iter()
+                    .map(|c| format!("  `{}` {}", c.name, self.column_type(c.name, c.ty)))
+                    .collect();
+                let engine = match self {
+                    Dialect::Clickhouse => "\nENGINE = MergeTree\nORDER BY (kind, ts)",
+                    _ => "",
+                };
+                format!(
+                    "CREATE TABLE {} (\n{}\n){engine};\n",
+                    self.table(table),
+                    columns.join(",\n")
+                )
+            }
+        }
+    }
+
+    fn column_type(self, name: &str, ty: ColumnType) -> String {
+        match (self, ty) {
+            (Dialect::Clickhouse, ColumnType::Weights) => {
+                "Array(Tuple(variant String, weight Int64))".into()
+            }
+            (Dialect::Clickhouse, ColumnType::Served) => {
+                "Array(Tuple(flag String, variant String))".into()
+            }
+            // The sorting key cannot be NULL; the edge always writes both.
+            (Dialect::Clickhouse, _) if name == "kind" => "LowCardinality(String)".into(),
+            (Dialect::Clickhouse, _) if name == "ts" => "Int64".into(),
+            (Dialect::Clickhouse, ColumnType::Int64) => "Nullable(Int64)".into(),
+            (Dialect::Clickhouse, ColumnType::Float64) => "Nullable(Float64)".into(),
+            (Dialect::Clickhouse, ColumnType::String) => "Nullable(String)".into(),
+            (_, ColumnType::Weights) => "STRUCT(variant VARCHAR, weight BIGINT)[]".into(),
+            (_, ColumnType::Served) => "STRUCT(flag VARCHAR, variant VARCHAR)[]".into(),
+            (_, ColumnType::Int64) => "BIGINT".into(),
+            (_, ColumnType::Float64) => "DOUBLE".into(),
+            (_, ColumnType::String) => "VARCHAR".into(),
+        }
+    }
+}
+
+/// Markdown's backticks left out, for a warehouse's column description.
+fn plain(text: &str) -> String {
+    text.replace('`', "")
+}
+
+/// Whether `name` may be used as a table name: letters, digits, `_`, `-` and `.` (a
+/// BigQuery `project.dataset.table`, a ClickHouse `database.table`).
+pub fn valid_table(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
