@@ -32,6 +32,8 @@ pub struct RequestContext {
     pub new_id: Option<String>,
     /// Whether a valid preview token shaped this context.
     pub preview: bool,
+    /// The valid preview token's claims (the console and the toolbar show them).
+    pub claims: Option<preview::Claims>,
     /// Who the request speaks for, and whether that is verified.
     pub identity: Identity,
     /// Where the traits came from.
@@ -112,6 +114,7 @@ pub fn build(req: &Request, loaded: &Loaded, server: bool, named: Option<&str>) 
         now,
         new_id,
         preview: false,
+        claims: None,
         identity,
         traits: traits::Report::default(),
         hashed: std::cell::OnceCell::new(),
@@ -123,6 +126,7 @@ pub fn build(req: &Request, loaded: &Loaded, server: bool, named: Option<&str>) 
             Ok(claims) => {
                 zone_given = preview::apply(&claims, &mut rc.ctx, &mut place, &mut rc.now);
                 rc.preview = true;
+                rc.claims = Some(claims);
             }
             Err(e) => log_ops("preview", &format!("preview token ignored: {e}")),
         }

@@ -3,13 +3,15 @@
 //! the user's context, decides every flag, and forwards the request to the origin the
 //! routes table picks, with the decisions as headers.
 //!
-//! Arrows point one way: `main` routes to the handlers (`endpoints`, `ofrep`, `origin`),
-//! which use `context`, `traits` and `events`; those use `config`, `auth`, `geo` and
+//! Arrows point one way: `main` routes to the handlers (`endpoints`, `ofrep`, `origin`,
+//! `console`) and sends what they answer through `reply` (which puts the preview toolbar
+//! into HTML pages as they stream); the handlers use `context`, `traits` and `events`; those use `config`, `auth`, `geo` and
 //! `target`; everything uses `platform` (the Fastly I/O), which uses nothing of the edge.
 //! Every rule that needs no host call is the engine's.
 
 mod auth;
 mod config;
+mod console;
 mod context;
 mod endpoints;
 mod events;
@@ -17,15 +19,17 @@ mod geo;
 mod ofrep;
 mod origin;
 mod platform;
+mod reply;
 mod target;
 mod traits;
 
 use std::time::{Duration, Instant};
 
+use fastly::Request;
 use fastly::http::serve::Serve;
-use fastly::{Request, Response};
 
 use crate::platform::secrets;
+use crate::reply::Reply;
 
 /// What one instance keeps between the requests it serves: the compiled snapshot and a
 /// request counter. Nothing of a request's own state (user, context, cookies, preview)
@@ -60,21 +64,28 @@ fn heap_kib() -> usize {
 }
 
 /// Sends a request whose URL is known to be good to the endpoint its path names.
-fn route(req: Request, loaded: &config::Loaded) -> Response {
+fn route(req: Request, loaded: &config::Loaded) -> Reply {
     let path = req.get_path().to_string();
     if path == "/.edgeflags/health" {
-        endpoints::health(loaded)
+        Reply::plain(endpoints::health(loaded))
     } else if path == "/.edgeflags/explain" {
-        endpoints::explain(req, loaded)
+        Reply::plain(endpoints::explain(req, loaded))
     } else if path == "/.edgeflags/track" {
-        endpoints::track(req, loaded)
+        Reply::plain(endpoints::track(req, loaded))
     } else if path.starts_with(edgeflags_engine::ofrep::PREFIX) {
-        ofrep::handle(req, loaded)
+        Reply::plain(ofrep::handle(req, loaded))
+    } else if console::owns(&path) {
+        Reply::plain(console::handle(req, loaded))
     } else {
         // A server holding the ofrep_token may name its user with `edgeflags-user`.
         let server = auth::caller(&req, secrets::OFREP_TOKEN) == auth::Caller::Authenticated;
         let ctx = traits::request_context(&req, loaded, server);
-        origin::forward(req, loaded, ctx, server)
+        // While a preview is active, HTML pages get the toolbar that says so.
+        let fragment = console::toolbar(&req, &ctx);
+        Reply {
+            resp: origin::forward(req, loaded, ctx, server),
+            fragment,
+        }
     }
 }
 
@@ -95,7 +106,7 @@ fn debug_allowed(req: &Request) -> bool {
 
 /// Handles one request. Never fails: every problem becomes a response with the right
 /// status.
-fn handle(req: Request, instance: &mut Instance) -> Response {
+fn handle(req: Request, instance: &mut Instance) -> Reply {
     let started = Instant::now();
     instance.requests += 1;
     traits::reset_lookups();
@@ -104,8 +115,8 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
     // Checked before anything parses the URL through the SDK, which would panic.
     let checked = target::check(&req);
     let debug = checked.is_ok() && debug_allowed(&req);
-    let mut resp = match checked {
-        Err(why) => endpoints::bad_target(&why),
+    let Reply { mut resp, fragment } = match checked {
+        Err(why) => Reply::plain(endpoints::bad_target(&why)),
         Ok(()) => route(req, &loaded),
     };
     let eval_done = Instant::now();
@@ -136,5 +147,5 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
             format!("config;dur={config_ms:.3}, edge;dur={edge_ms:.3}"),
         );
     }
-    resp
+    Reply { resp, fragment }
 }

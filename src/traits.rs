@@ -41,6 +41,11 @@ pub fn request_context(req: &Request, loaded: &Loaded, server: bool) -> RequestC
     if let Some(snapshot) = loaded.snapshot.as_deref() {
         apply(&mut rc, req, snapshot);
     }
+    // A preview's traits win over the profile's and the cookie's, verified user or not.
+    if let Some(claims) = rc.claims.as_ref().filter(|c| !c.traits.is_empty()) {
+        rc.traits.add_preview(&claims.traits);
+        rc.traits.apply_to(&mut rc.ctx);
+    }
     rc
 }
 

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real edge wasm in Viceroy. One module per area.
 
 mod bad_input;
+mod browser;
+mod console;
 mod events;
 mod faults;
 mod foundation;

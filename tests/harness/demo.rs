@@ -1,5 +1,6 @@
 //! The demo origin's pages: localized text (ja, fr, en, pt) that also shows what the edge
-//! told the origin (path, decisions, geo, device). `scripts/serve` runs them behind the
+//! told the origin (path, decisions, geo, device), as plain text, or as an HTML page for a
+//! browser (a request whose `Accept` names `text/html`). `scripts/serve` runs them behind the
 //! edge (`bin/edgeflags-demo-origin.rs`), and the end-to-end tests can put them behind a
 //! backend ([`crate::Behaviour::Demo`]).
 
@@ -35,7 +36,8 @@ fn banner(lang: &str, variant: &str) -> &'static str {
 /// cache (Fastly's, keyed by the edge's cache key) keeps one page per combination and never
 /// serves one visitor's device, language or city to another. An origin that reads fewer
 /// of them varies on fewer.
-pub const VARY: [&str; 10] = [
+pub const VARY: [&str; 11] = [
+    "accept",
     "edgeflags-decisions",
     "edgeflags-city",
     "edgeflags-region",
@@ -104,11 +106,47 @@ pub fn page(region: &str, req: &Request<Body>) -> String {
     )
 }
 
-/// The demo origin's response: the page, with the `Vary` a shared cache needs.
+/// The page as HTML: the greeting as the heading, the banner and the checkout variant
+/// in elements of their own, and the whole text page below (escaped).
+pub fn html_page(region: &str, req: &Request<Body>) -> String {
+    let text = page(region, req);
+    let escape = edgeflags_engine::console::html::escape;
+    let mut lines = text.lines();
+    let greeting = lines.next().unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>edgeflags demo store</title></head>\n\
+         <body>\n<h1 id=\"greeting\">{}</h1>\n<p id=\"banner\">{}</p>\n<p>checkout: <b id=\"checkout\">{}</b></p>\n\
+         <pre id=\"seen\">{}</pre>\n</body></html>\n",
+        escape(greeting),
+        escape(&field("banner:")),
+        escape(&field("checkout:")),
+        escape(&text),
+    )
+}
+
+/// The demo origin's response: the page (HTML when the request's `Accept` names
+/// `text/html`), with the `Vary` a shared cache needs.
 pub fn respond(region: &str, req: &Request<Body>) -> Response<Body> {
+    let html = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let (content_type, body) = if html {
+        ("text/html; charset=utf-8", html_page(region, req))
+    } else {
+        ("text/plain; charset=utf-8", page(region, req))
+    };
     Response::builder()
-        .header("content-type", "text/plain; charset=utf-8")
+        .header("content-type", content_type)
         .header("vary", VARY.join(", "))
-        .body(Body::from(page(region, req)))
+        .body(Body::from(body))
         .unwrap_or_default()
 }

@@ -110,6 +110,15 @@ enum Command {
     ///
     /// Example: edgeflags preview-token --country JP --at 2026-11-28T21:00+09:00 --variant checkout=v2
     PreviewToken(tokens::PreviewArgs),
+    /// Mint a signed login link to the preview console (`/.edgeflags/console`).
+    ///
+    /// Whoever opens it gets a console session until it expires: set a place, a clock, a
+    /// device, traits and forced variants for their browser, and share them. The key is
+    /// the preview key: --key-file, else $EDGEFLAGS_PREVIEW_KEY, else the local dev key in
+    /// config-store/secrets.json.
+    ///
+    /// Example: edgeflags console-link --ttl 8h --user qa --base `https://www.example.com`
+    ConsoleLink(tokens::ConsoleLinkArgs),
     /// Manage user profiles (behaviour traits) in the `edgeflags_profiles` KV store.
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
@@ -137,6 +146,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate::validate(args),
         Command::Pack(args) => pack::pack_file(args),
         Command::PreviewToken(args) => tokens::preview_token(args),
+        Command::ConsoleLink(args) => tokens::console_link(args),
         Command::Explain(args) => explain::explain(args),
         Command::Report(args) => report::report(args),
         Command::Diff(args) => live::diff(args),

@@ -1,6 +1,7 @@
-//! `edgeflags preview-token`, `edgeflags traits-cookie` and `edgeflags identity-cookie`:
-//! the signed tokens a tester or an origin hands the edge (a preview of geo, clock and
-//! variants; a user's fresh traits; whose profile a request may read).
+//! `edgeflags preview-token`, `edgeflags console-link`, `edgeflags traits-cookie` and
+//! `edgeflags identity-cookie`: the signed tokens a tester or an origin hands the edge (a
+//! preview of geo, clock and variants; a login to the preview console; a user's fresh
+//! traits; whose profile a request may read).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -155,5 +156,50 @@ pub fn identity_cookie(a: IdentityCookieArgs) -> Result<ExitCode> {
     };
     let key = secret_key("traits_key", "EDGEFLAGS_TRAITS_KEY", a.key_file.as_deref())?;
     println!("{}", edgeflags_engine::identity::mint(&claims, &key));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConsoleLinkArgs {
+    /// Lifetime of the link and of the console session it opens: 3600, 90m, 12h or 7d
+    /// at most.
+    #[arg(long, default_value = "8h")]
+    ttl: String,
+    /// Who the link is for (the console shows it).
+    #[arg(long, default_value = "console")]
+    user: String,
+    /// The site the edge serves, without a trailing slash.
+    #[arg(long, default_value = "http://localhost:7676")]
+    base: String,
+    /// A file holding the preview key.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+}
+
+/// Runs `console-link`: prints a signed login link to the preview console.
+pub fn console_link(a: ConsoleLinkArgs) -> Result<ExitCode> {
+    use edgeflags_engine::console;
+    let ttl = parse_ttl(&a.ttl)?
+        .context("a console link needs a lifetime: --ttl 3600, 90m, 12h or 7d")?;
+    if ttl > console::MAX_SESSION {
+        bail!("--ttl `{}`: a console link lasts 7 days at most", a.ttl);
+    }
+    if !console::valid_subject(&a.user) {
+        bail!("--user: 1 to 64 characters, no control characters");
+    }
+    let key = secret_key(
+        "preview_key",
+        "EDGEFLAGS_PREVIEW_KEY",
+        a.key_file.as_deref(),
+    )?;
+    let login = console::Login {
+        sub: a.user,
+        exp: now_secs() + ttl,
+    };
+    println!(
+        "{}{}",
+        a.base.trim_end_matches('/'),
+        console::login_path(&login, &key)
+    );
     Ok(ExitCode::SUCCESS)
 }

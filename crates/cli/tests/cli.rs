@@ -160,6 +160,50 @@ fn preview_token_mints_a_token_the_engine_accepts() {
 }
 
 #[test]
+fn console_link_mints_a_login_link_the_engine_accepts() {
+    let key = scratch("console.key");
+    std::fs::write(&key, "k-456\n").unwrap_or_else(|e| panic!("{e}"));
+    let key = key.to_string_lossy();
+    let out = edgeflags(&[
+        "console-link",
+        "--ttl",
+        "8h",
+        "--user",
+        "qa@example.com",
+        "--base",
+        "https://shop.example/",
+        "--key-file",
+        &key,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = link
+        .strip_prefix("https://shop.example/.edgeflags/console/login?t=")
+        .unwrap_or_else(|| panic!("not a login link: {link}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let login = edgeflags_engine::console::verify_login(token, Some(b"k-456"), now)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(login.sub, "qa@example.com");
+    assert!(
+        (login.exp - now - 8 * 3600).abs() <= 5,
+        "{}",
+        login.exp - now
+    );
+    // Not a preview token; and a week is the longest.
+    assert!(edgeflags_engine::preview::verify(token, Some(b"k-456"), now).is_err());
+    let long = edgeflags(&["console-link", "--ttl", "8d", "--key-file", &key]);
+    assert_eq!(long.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&long.stderr).contains("7 days at most"));
+}
+
+#[test]
 fn explain_prints_each_decision_and_the_same_json_as_the_engine() {
     let out = edgeflags(&[
         "explain",

@@ -8,8 +8,8 @@ use chrono::DateTime;
 
 use crate::identity::{self, Presented};
 use crate::{
-    Context, Zone, attributes, compile_str, cookie, explain, forward, header_value, pack, place,
-    preview, target,
+    Context, Zone, attributes, compile_str, console, cookie, explain, forward, header_value,
+    inject, pack, place, preview, target,
 };
 
 const DEMO: &str = include_str!("../../../config-store/flags.json");
@@ -287,6 +287,61 @@ pub fn request(data: &[u8]) {
             "{rest}"
         );
     }
+}
+
+/// The preview console's rules: the bytes as the console's form (checked and turned into
+/// claims against the demo flags; valid claims must round-trip through the preview
+/// cookie and the share link, and what the toolbar shows of them must be escaped), as
+/// each of the console's tokens (login, session, share, CSRF, stop, which must refuse
+/// what the key did not sign), as an `Origin` header, and as a page streamed through the
+/// toolbar injector in chunks (the fragment goes in exactly once, every byte kept).
+pub fn console(data: &[u8]) {
+    const KEY: &[u8] = b"key";
+    let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    let fields = console::form::fields(data);
+    let zone = Zone::parse("Asia/Tokyo");
+    if let Ok(claims) = console::form::claims(&fields, demo(), zone.as_ref(), now, 1_795_003_600) {
+        let cookie = preview::mint(&claims, KEY);
+        assert_eq!(preview::verify(&cookie, Some(KEY), 0).as_ref(), Ok(&claims));
+        let share = console::mint_share(&claims, KEY);
+        assert_eq!(
+            console::verify_share(&share, Some(KEY), 0).as_ref(),
+            Ok(&claims)
+        );
+        let shown = console::html::escape(&console::page::describe(&claims));
+        assert!(!shown.contains(['<', '>', '"', '\'']), "{shown}");
+        let _ = console::page::toolbar(&claims, Some("stop"), true);
+    }
+    let text = String::from_utf8_lossy(data);
+    assert!(
+        console::verify_login(&text, Some(KEY), 0).is_err_and(|e| e != preview::TokenError::NoKey)
+    );
+    assert!(console::verify_session(&text, Some(KEY), 0).is_err());
+    assert!(console::verify_share(&text, Some(KEY), 0).is_err());
+    let session = console::Session {
+        sub: "s".into(),
+        sid: text.to_string(),
+        exp: 0,
+    };
+    assert!(!console::check_csrf(&session, KEY, &text));
+    assert!(!console::check_stop(&text, KEY, &text));
+    let _ = console::same_origin(None, Some(&text), Some("edge.test"));
+    let _ = console::form::parse_place(&text);
+    let mut out = Vec::new();
+    let mut injector = inject::BeforeBodyEnd::new("<X>");
+    let cut = data.first().map(|b| usize::from(*b % 7) + 1).unwrap_or(1);
+    for chunk in data.chunks(cut) {
+        injector.push(chunk, &mut out);
+    }
+    injector.finish(&mut out);
+    assert_eq!(out.len(), data.len() + 3);
+    let at = out
+        .windows(3)
+        .position(|w| w == b"<X>")
+        .unwrap_or(usize::MAX);
+    let mut back = out.clone();
+    back.drain(at.min(back.len())..(at.saturating_add(3)).min(back.len()));
+    assert_eq!(back, data, "the page's bytes are kept");
 }
 
 /// One value through the checked encoder: the result is a valid header value that

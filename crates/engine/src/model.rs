@@ -143,6 +143,19 @@ impl Snapshot {
             .collect()
     }
 
+    /// The variant names of flag `key`, in the file's order (none for an unknown flag).
+    pub fn variant_names(&self, key: &str) -> Vec<&str> {
+        self.flag(key)
+            .map(|f| {
+                f.variants
+                    .of(&self.arena.variants)
+                    .iter()
+                    .map(|v| &*v.name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A flag by key.
     pub fn flag(&self, key: &str) -> Option<&Flag> {
         self.position(key).and_then(|i| self.flags.get(i))

@@ -239,6 +239,12 @@ pub fn zone1970() -> impl Iterator<Item = (Tz, f64, f64, &'static str)> {
     })
 }
 
+/// The subdivisions the tables know (country, ISO 3166-2 code after the dash): those of
+/// countries with more than one clock.
+pub fn regions() -> impl Iterator<Item = (&'static str, &'static str)> {
+    tables::REGIONS.iter().map(|(c, r, _)| (*c, *r))
+}
+
 /// The zones of a country, most populous first.
 pub fn country_zones_of(country: &str) -> impl Iterator<Item = Tz> {
     code::<2>(country)

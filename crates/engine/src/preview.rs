@@ -48,6 +48,10 @@ pub struct Claims {
     /// Variants to force, by flag key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variants: BTreeMap<String, String>,
+    /// Traits to set (`traits.NAME`), winning over the profile's and the cookie's; the
+    /// edge adds them after it has read those (`traits::Report::add_preview`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub traits: BTreeMap<String, String>,
 }
 
 /// Why a token was refused.

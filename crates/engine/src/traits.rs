@@ -267,6 +267,16 @@ impl Report {
         }
     }
 
+    /// Adds a preview's traits (source `preview`), winning over the profile's and the
+    /// cookie's; a name that is not a valid trait name is left out.
+    pub fn add_preview(&mut self, traits: &BTreeMap<String, String>) {
+        for (name, value) in traits.iter().filter(|(n, _)| valid_name(n)) {
+            self.sources.retain(|(n, _, _)| n != name);
+            self.sources
+                .push((name.clone(), AttrValue::Str(value.clone()), "preview"));
+        }
+    }
+
     fn merge(&mut self, t: Traits, source: &'static str) {
         for (name, value) in t.values {
             self.sources.retain(|(n, _, _)| *n != name);
