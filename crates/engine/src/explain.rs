@@ -49,10 +49,9 @@ pub fn context_json(ctx: &Context) -> Value {
 
 /// Every flag's decision for `ctx` at `now`, and the route, as one JSON document.
 pub fn explain(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Value {
-    let flags: Vec<Value> = snapshot
-        .evaluate_all(ctx, now)
-        .map(|e| evaluation_json(&e))
-        .collect();
+    let evals: Vec<_> = snapshot.evaluate_all(ctx, now).collect();
+    let flags: Vec<Value> = evals.iter().map(evaluation_json).collect();
+    let plan = crate::page::plan(snapshot, ctx, &evals, None);
     let route = snapshot.route(ctx, now);
     json!({
         "snapshot": snapshot.fingerprint(),
@@ -60,6 +59,11 @@ pub fn explain(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Value 
         "context": context_json(ctx),
         "timezone_source": ctx.zone_source().map(|s| s.as_str()),
         "flags": flags,
+        "edge": {
+            "changes": crate::page::changes_json(&plan),
+            "redirects": crate::page::redirects_json(snapshot, &evals),
+            "bootstrap": snapshot.edits().bootstrap,
+        },
         "route": {
             "id": route.id,
             "backend": route.backend,

@@ -68,6 +68,8 @@ pub struct Snapshot {
     pub(crate) request_context: ContextSettings,
     pub(crate) fingerprint: String,
     pub(crate) uses_traits: bool,
+    /// What variants do to the page at the edge (changes, redirects, the bootstrap).
+    pub(crate) edits: crate::edit::Edits,
 }
 
 impl Snapshot {
@@ -81,6 +83,11 @@ impl Snapshot {
     /// the edge skips the profile lookup.
     pub fn uses_traits(&self) -> bool {
         self.uses_traits
+    }
+
+    /// What variants do to the page at the edge.
+    pub fn edits(&self) -> &crate::edit::Edits {
+        &self.edits
     }
 
     /// The custom attributes allowed from requests.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{DIGITS, SLOTS, STRINGS, VARIANTS};
+use crate::edit::{Action, Edits};
 use crate::model::{
     Arena, Cmp, Flag, FlagType, Op, Route, Schedule, Serve, Snapshot, Span, StrSet,
 };
@@ -201,6 +202,47 @@ impl<'s> Writer<'s> {
             for (a, b) in pairs {
                 self.str(a);
                 self.str(b);
+            }
+        }
+        // Edge changes come last and only when there are some: a snapshot without
+        // them is byte for byte what older builds wrote, and an older snapshot (which
+        // ends here) still decodes.
+        if !s.edits.variants.is_empty() || s.edits.bootstrap {
+            self.edits(&s.edits);
+        }
+    }
+
+    fn edits(&mut self, e: &'s Edits) {
+        self.bool(e.bootstrap);
+        self.int(e.variants.len());
+        for v in &e.variants {
+            self.int(v.flag);
+            self.int(v.variant);
+            self.int(v.changes.len());
+            for c in &v.changes {
+                self.str(&c.selector);
+                self.num(c.action.tag());
+                match &c.action {
+                    Action::Text(t)
+                    | Action::Replace(t)
+                    | Action::Prepend(t)
+                    | Action::Append(t) => self.str(&t.0),
+                    Action::SetAttribute(n, t) => {
+                        self.str(n);
+                        self.str(&t.0);
+                    }
+                    Action::RemoveAttribute(s) | Action::Fragment(s) => self.str(s),
+                    Action::Remove => {}
+                }
+            }
+            match &v.redirect {
+                Some(r) => {
+                    self.num(1);
+                    self.str(&r.from);
+                    self.str(&r.to);
+                    self.num(u64::from(r.status));
+                }
+                None => self.num(0),
             }
         }
     }

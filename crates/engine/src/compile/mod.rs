@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 mod clause;
+mod edge;
 mod flag;
 mod settings;
 
@@ -142,6 +143,7 @@ const FLAG_FIELDS: &[&str] = &[
     "schedule",
     "content",
     "exposure_sample",
+    "edge",
 ];
 
 impl Compiler {
@@ -256,8 +258,13 @@ impl Compiler {
                 "routes",
                 "ofrep",
                 "context",
+                "edge",
             ],
         );
+        let (bootstrap, redirect_hosts) = o
+            .get("edge")
+            .map(|v| self.edge_settings(v, "$.edge"))
+            .unwrap_or_default();
         let ofrep = o
             .get("ofrep")
             .map(|v| self.ofrep(v, "$.ofrep"))
@@ -317,6 +324,24 @@ impl Compiler {
             flags.push(self.flag(k, v, &path));
         }
         self.report_prerequisite_cycles(flags_raw);
+        let mut edits = crate::edit::Edits {
+            variants: Vec::new(),
+            bootstrap,
+            redirect_hosts,
+        };
+        let mut flag_paths = Vec::new();
+        for (i, (k, v)) in flags_raw.iter().enumerate() {
+            let path = join("$.flags", k);
+            if let Some(e) = v.get("edge") {
+                let names = self.flag_variants.get(i).cloned().unwrap_or_default();
+                let hosts = edits.redirect_hosts.clone();
+                let found = self.flag_edge(i, e, &names, &hosts, &join(&path, "edge"));
+                edits.variants.extend(found);
+            }
+            flag_paths.push(path);
+        }
+        let variant_names = self.flag_variants.clone();
+        self.check_edits(&edits, &flag_paths, &variant_names);
         let (routes, default_route, fallback_route) = match o.get("routes") {
             Some(v) => self.routes(v, "$.routes"),
             None => (Vec::new(), None, None),
@@ -351,6 +376,7 @@ impl Compiler {
             request_context,
             fingerprint,
             uses_traits: self.uses_traits,
+            edits,
         })
     }
 }
