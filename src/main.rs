@@ -16,14 +16,15 @@ mod events;
 mod geo;
 mod ofrep;
 mod origin;
+mod page;
 mod platform;
 mod target;
 mod traits;
 
 use std::time::{Duration, Instant};
 
+use fastly::Request;
 use fastly::http::serve::Serve;
-use fastly::{Request, Response};
 
 use crate::platform::secrets;
 
@@ -60,16 +61,16 @@ fn heap_kib() -> usize {
 }
 
 /// Sends a request whose URL is known to be good to the endpoint its path names.
-fn route(req: Request, loaded: &config::Loaded) -> Response {
+fn route(req: Request, loaded: &config::Loaded) -> page::Outgoing {
     let path = req.get_path().to_string();
     if path == "/.edgeflags/health" {
-        endpoints::health(loaded)
+        endpoints::health(loaded).into()
     } else if path == "/.edgeflags/explain" {
-        endpoints::explain(req, loaded)
+        endpoints::explain(req, loaded).into()
     } else if path == "/.edgeflags/track" {
-        endpoints::track(req, loaded)
+        endpoints::track(req, loaded).into()
     } else if path.starts_with(edgeflags_engine::ofrep::PREFIX) {
-        ofrep::handle(req, loaded)
+        ofrep::handle(req, loaded).into()
     } else {
         // A server holding the ofrep_token may name its user with `edgeflags-user`.
         let server = auth::caller(&req, secrets::OFREP_TOKEN) == auth::Caller::Authenticated;
@@ -93,9 +94,10 @@ fn debug_allowed(req: &Request) -> bool {
         && auth::caller(req, secrets::EXPLAIN_TOKEN) == auth::Caller::Authenticated
 }
 
-/// Handles one request. Never fails: every problem becomes a response with the right
-/// status.
-fn handle(req: Request, instance: &mut Instance) -> Response {
+/// Handles one request and sends the response (a page streams through the cache and
+/// the rewriter as it is sent). Never fails: every problem becomes a response with the
+/// right status.
+fn handle(req: Request, instance: &mut Instance) {
     let started = Instant::now();
     instance.requests += 1;
     traits::reset_lookups();
@@ -104,12 +106,13 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
     // Checked before anything parses the URL through the SDK, which would panic.
     let checked = target::check(&req);
     let debug = checked.is_ok() && debug_allowed(&req);
-    let mut resp = match checked {
-        Err(why) => endpoints::bad_target(&why),
+    let mut out = match checked {
+        Err(why) => endpoints::bad_target(&why).into(),
         Ok(()) => route(req, &loaded),
     };
+    let resp = &mut out.resp;
     let eval_done = Instant::now();
-    platform::set_response_header(&mut resp, "edgeflags-snapshot", &loaded.version);
+    platform::set_response_header(resp, "edgeflags-snapshot", &loaded.version);
     let config_ms = (config_done - started).as_secs_f64() * 1000.0;
     let edge_ms = (eval_done - config_done).as_secs_f64() * 1000.0;
     // Every response says how long the edge took (operators and browsers' devtools read
@@ -136,5 +139,5 @@ fn handle(req: Request, instance: &mut Instance) -> Response {
             format!("config;dur={config_ms:.3}, edge;dur={edge_ms:.3}"),
         );
     }
-    resp
+    out.send();
 }

@@ -7,6 +7,7 @@ mod foundation;
 mod hostile;
 mod isolation;
 mod ofrep;
+mod page;
 mod personalization;
 mod preview;
 mod security;

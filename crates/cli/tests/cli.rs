@@ -30,7 +30,7 @@ fn validate_accepts_the_demo_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 5 flags"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 9 flags"));
 }
 
 #[test]

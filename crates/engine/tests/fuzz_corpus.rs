@@ -5,7 +5,7 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("compile", edgeflags_engine::fuzzing::compile),
     (
         "snapshot_decode",
@@ -15,6 +15,7 @@ const TARGETS: [(&str, Target); 6] = [
     ("request_fields", edgeflags_engine::fuzzing::request_fields),
     ("ofrep_body", edgeflags_engine::fuzzing::ofrep_body),
     ("request", edgeflags_engine::fuzzing::request),
+    ("page", edgeflags_engine::fuzzing::page),
 ];
 
 #[test]
