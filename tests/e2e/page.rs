@@ -16,7 +16,8 @@ const DEV_KEY: &[u8] = b"dev-preview-key-not-for-production";
 const NEW_YORK: &str = "127.0.0.1";
 const TOKYO: &str = "203.0.113.10";
 
-fn site() -> std::sync::Arc<App> {
+/// The app every page test uses (the OFREP node test reads its store page too).
+pub(crate) fn site() -> std::sync::Arc<App> {
     app(AppSpec::demo()
         .origin("origin_us", Behaviour::Site("us"))
         .origin("origin_apac", Behaviour::Site("apac"))
