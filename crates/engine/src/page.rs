@@ -21,7 +21,7 @@ use lol_html::{
 use serde_json::{Value, json};
 
 /// A page encoding (`encoding_rs`'s), as the edge passes it back to [`Rewriter::new`].
-pub use encoding_rs::Encoding;
+pub use encoding_rs::{Encoding, UTF_8};
 
 use crate::context::{AttrValue, Context};
 use crate::edit::{Action, Change, Redirect, Template, escape_html};
