@@ -243,3 +243,53 @@ fn edits_survive_the_packed_codec() {
     assert!(again.edits().bootstrap);
     assert_eq!(crate::codec::encode(&again), body);
 }
+
+#[test]
+fn a_store_packed_before_edge_changes_existed_still_loads_without_any() {
+    // The demo store as `edgeflags pack` wrote it on 2026-11-25 (format 3, no edits).
+    let text = include_str!("../../../../fuzz/corpus/snapshot_decode/demo-store-format-3.json");
+    let store: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(text).unwrap_or_default();
+    let read = crate::pack::read(|k| store.get(k).cloned(), None)
+        .result
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let snapshot =
+        crate::payload::load(&read.payload, &read.version).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snapshot.len(), 5);
+    assert!(snapshot.edits().variants.is_empty() && !snapshot.edits().bootstrap);
+    // And a snapshot without edits is written as before: nothing after the request
+    // context, so older edges read it too.
+    let body = crate::codec::encode(&snapshot);
+    let again = crate::codec::decode(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(crate::codec::encode(&again), body);
+    assert!(crate::codec::decode(&format!("{body}A")).is_err());
+}
+
+#[test]
+fn a_long_page_streams_the_rewriter_holding_back_only_unfinished_markup() {
+    let ctx = Context::with_key("u1")
+        .with("country", "JP")
+        .with("city", "Tokyo");
+    let (_, plan) = plan_for(&ctx);
+    // The banner is changed at the start; the 4 MB after it is markup that no change
+    // matches, so the output keeps pace with the input byte for byte.
+    let copy = "<p class=\"copy\">Lorem ipsum dolor sit amet, consectetur.</p>\n";
+    let page = format!(
+        "<html><head></head><body><div id=\"banner\"><h2>x</h2></div>{}</body></html>",
+        copy.repeat(70_000)
+    );
+    let mut r = Rewriter::new(plan, encoding_rs::UTF_8);
+    let (mut fed, mut out, mut most_held) = (0usize, Vec::new(), 0usize);
+    for chunk in page.as_bytes().chunks(16 * 1024) {
+        r.write(chunk, &mut out);
+        fed += chunk.len();
+        most_held = most_held.max(fed.saturating_sub(out.len()));
+        assert!(r.failure().is_none());
+    }
+    assert_eq!(r.end(&mut out), None);
+    assert!(page.len() > 4_000_000, "{}", page.len());
+    assert!(String::from_utf8_lossy(&out).contains("<h2>Sale in Tokyo!</h2>"));
+    assert!(out.ends_with(b"</p>\n</body></html>"));
+    // Each chunk's output leaves at once: no more than a chunk's unfinished tail is held.
+    assert!(most_held < 16 * 1024, "{most_held} bytes held back");
+}
