@@ -187,25 +187,23 @@ fn personalize(
     base: Request,
     route: &Route,
 ) {
-    if out.resp.get_status() != StatusCode::OK {
-        return;
-    }
-    let page::Body::Html(encoding) =
-        page::html_charset(platform::response_header(&out.resp, "content-type"))
-    else {
-        return;
+    let encoding = match page::rewritable(
+        out.resp.get_status().as_u16(),
+        platform::response_header(&out.resp, "content-type"),
+        platform::response_header(&out.resp, "content-encoding"),
+    ) {
+        Ok(encoding) => encoding,
+        Err(page::PassThrough::Encoded(enc)) => {
+            log_ops(
+                "rewrite",
+                &format!(
+                    "the origin sent an HTML page encoded as `{enc}` although asked for identity: passed through unchanged"
+                ),
+            );
+            return;
+        }
+        Err(_) => return,
     };
-    if let Some(enc) = platform::response_header(&out.resp, "content-encoding")
-        && !enc.trim().eq_ignore_ascii_case("identity")
-    {
-        log_ops(
-            "rewrite",
-            &format!(
-                "the origin sent an HTML page encoded as `{enc}` although asked for identity: passed through unchanged"
-            ),
-        );
-        return;
-    }
     let bulk = snapshot.edits().bootstrap.then(|| {
         let meta = edgeflags_engine::ofrep::metadata(&loaded.version, &rc.ctx);
         edgeflags_engine::ofrep::bulk(snapshot, &rc.ctx, rc.now, &meta).body

@@ -323,17 +323,14 @@ pub fn fragment(mut req: Request, backend: &str, key: &[u8]) -> Option<String> {
             return None;
         }
     };
-    let html = matches!(
-        edgeflags_engine::page::html_charset(platform::response_header(&resp, "content-type")),
-        edgeflags_engine::page::Body::Html(_)
-    );
-    if resp.get_status() != StatusCode::OK || !html || resp.contains_header("content-encoding") {
+    if let Err(why) = edgeflags_engine::page::rewritable(
+        resp.get_status().as_u16(),
+        platform::response_header(&resp, "content-type"),
+        platform::response_header(&resp, "content-encoding"),
+    ) {
         log_ops(
             "fragment",
-            &format!(
-                "fragment {path} from {backend} left out: status {}, not plain HTML or encoded",
-                resp.get_status().as_u16()
-            ),
+            &format!("fragment {path} from {backend} left out: {why:?}"),
         );
         return None;
     }

@@ -315,6 +315,39 @@ pub fn html_charset(content_type: Option<&str>) -> Body {
     }
 }
 
+/// Why a response is passed through as it came rather than rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassThrough {
+    /// Not a 200.
+    Status(u16),
+    /// Not HTML, or HTML in a charset the rewriter does not read.
+    NotHtml,
+    /// Compressed (`Content-Encoding` other than `identity`), although identity was
+    /// asked for: worth a log line.
+    Encoded(String),
+}
+
+/// Whether a response with this status, `Content-Type` and `Content-Encoding` can be
+/// rewritten (a page or a fragment), and in which encoding.
+pub fn rewritable(
+    status: u16,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Result<&'static Encoding, PassThrough> {
+    if status != 200 {
+        return Err(PassThrough::Status(status));
+    }
+    let Body::Html(encoding) = html_charset(content_type) else {
+        return Err(PassThrough::NotHtml);
+    };
+    match content_encoding.map(str::trim) {
+        Some(e) if !e.is_empty() && !e.eq_ignore_ascii_case("identity") => {
+            Err(PassThrough::Encoded(e.to_string()))
+        }
+        _ => Ok(encoding),
+    }
+}
+
 /// Whether `selector` is one the rewriter can run (compile checks every change's).
 pub fn selector_error(selector: &str) -> Option<String> {
     selector.parse::<Selector>().err().map(|e| e.to_string())

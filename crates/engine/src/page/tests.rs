@@ -171,6 +171,25 @@ fn only_html_in_a_readable_charset_is_rewritten() {
 }
 
 #[test]
+fn only_a_plain_html_200_is_rewritable() {
+    let html = Some("text/html; charset=utf-8");
+    assert_eq!(rewritable(200, html, None), Ok(encoding_rs::UTF_8));
+    assert_eq!(
+        rewritable(200, html, Some(" Identity ")),
+        Ok(encoding_rs::UTF_8)
+    );
+    assert_eq!(rewritable(404, html, None), Err(PassThrough::Status(404)));
+    assert_eq!(
+        rewritable(200, Some("image/png"), None),
+        Err(PassThrough::NotHtml)
+    );
+    assert_eq!(
+        rewritable(200, html, Some("gzip")),
+        Err(PassThrough::Encoded("gzip".into()))
+    );
+}
+
+#[test]
 fn a_latin1_page_gets_its_changes_in_latin1() {
     let ctx = Context::with_key("u1")
         .with("country", "JP")
