@@ -4,8 +4,8 @@
 //! routes table picks, with the decisions as headers.
 //!
 //! Arrows point one way: `main` routes to the handlers (`endpoints`, `ofrep`, `origin`,
-//! `console`) and sends what they answer through `reply` (which puts the preview toolbar
-//! into HTML pages as they stream); the handlers use `context`, `traits` and `events`; those use `config`, `auth`, `geo` and
+//! `console`) and sends what they answer through `page` (which streams a page through the
+//! cache, the rewriter and the preview toolbar as it is sent); the handlers use `context`, `traits` and `events`; those use `config`, `auth`, `geo` and
 //! `target`; everything uses `platform` (the Fastly I/O), which uses nothing of the edge.
 //! Every rule that needs no host call is the engine's.
 
@@ -18,8 +18,8 @@ mod events;
 mod geo;
 mod ofrep;
 mod origin;
+mod page;
 mod platform;
-mod reply;
 mod target;
 mod traits;
 
@@ -29,7 +29,6 @@ use fastly::Request;
 use fastly::http::serve::Serve;
 
 use crate::platform::secrets;
-use crate::reply::Reply;
 
 /// What one instance keeps between the requests it serves: the compiled snapshot and a
 /// request counter. Nothing of a request's own state (user, context, cookies, preview)
@@ -64,28 +63,29 @@ fn heap_kib() -> usize {
 }
 
 /// Sends a request whose URL is known to be good to the endpoint its path names.
-fn route(req: Request, loaded: &config::Loaded) -> Reply {
+fn route(req: Request, loaded: &config::Loaded) -> page::Outgoing {
     let path = req.get_path().to_string();
     if path == "/.edgeflags/health" {
-        Reply::plain(endpoints::health(loaded))
+        endpoints::health(loaded).into()
     } else if path == "/.edgeflags/explain" {
-        Reply::plain(endpoints::explain(req, loaded))
+        endpoints::explain(req, loaded).into()
     } else if path == "/.edgeflags/track" {
-        Reply::plain(endpoints::track(req, loaded))
+        endpoints::track(req, loaded).into()
     } else if path.starts_with(edgeflags_engine::ofrep::PREFIX) {
-        Reply::plain(ofrep::handle(req, loaded))
+        ofrep::handle(req, loaded).into()
     } else if console::owns(&path) {
-        Reply::plain(console::handle(req, loaded))
+        console::handle(req, loaded).into()
     } else {
         // A server holding the ofrep_token may name its user with `edgeflags-user`.
         let server = auth::caller(&req, secrets::OFREP_TOKEN) == auth::Caller::Authenticated;
         let ctx = traits::request_context(&req, loaded, server);
         // While a preview is active, HTML pages get the toolbar that says so.
         let fragment = console::toolbar(&req, &ctx);
-        Reply {
-            resp: origin::forward(req, loaded, ctx, server),
-            fragment,
+        let mut out = origin::forward(req, loaded, ctx, server);
+        if let Some(fragment) = fragment {
+            out.toolbar(fragment);
         }
+        out
     }
 }
 
@@ -104,9 +104,10 @@ fn debug_allowed(req: &Request) -> bool {
         && auth::caller(req, secrets::EXPLAIN_TOKEN) == auth::Caller::Authenticated
 }
 
-/// Handles one request. Never fails: every problem becomes a response with the right
-/// status.
-fn handle(req: Request, instance: &mut Instance) -> Reply {
+/// Handles one request and sends the response (a page streams through the cache and
+/// the rewriter as it is sent). Never fails: every problem becomes a response with the
+/// right status.
+fn handle(req: Request, instance: &mut Instance) {
     let started = Instant::now();
     instance.requests += 1;
     traits::reset_lookups();
@@ -115,12 +116,13 @@ fn handle(req: Request, instance: &mut Instance) -> Reply {
     // Checked before anything parses the URL through the SDK, which would panic.
     let checked = target::check(&req);
     let debug = checked.is_ok() && debug_allowed(&req);
-    let Reply { mut resp, fragment } = match checked {
-        Err(why) => Reply::plain(endpoints::bad_target(&why)),
+    let mut out = match checked {
+        Err(why) => endpoints::bad_target(&why).into(),
         Ok(()) => route(req, &loaded),
     };
+    let resp = &mut out.resp;
     let eval_done = Instant::now();
-    platform::set_response_header(&mut resp, "edgeflags-snapshot", &loaded.version);
+    platform::set_response_header(resp, "edgeflags-snapshot", &loaded.version);
     let config_ms = (config_done - started).as_secs_f64() * 1000.0;
     let edge_ms = (eval_done - config_done).as_secs_f64() * 1000.0;
     // Every response says how long the edge took (operators and browsers' devtools read
@@ -147,5 +149,5 @@ fn handle(req: Request, instance: &mut Instance) -> Reply {
             format!("config;dur={config_ms:.3}, edge;dur={edge_ms:.3}"),
         );
     }
-    Reply { resp, fragment }
+    out.send();
 }

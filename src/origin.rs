@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use edgeflags_engine::forward::{self, Forwarded};
 use edgeflags_engine::{Route, target};
+use fastly::http::body::StreamingBody;
 use fastly::http::request::{SendError, SendErrorCause};
 use fastly::http::{FramingHeadersMode, Method, StatusCode, Version};
 use fastly::{Body, Request, Response};
 
 use crate::config::Loaded;
 use crate::context::RequestContext;
+use crate::page::Outgoing;
 use crate::platform::{self, log_ops, status_page};
+use edgeflags_engine::page;
 
 /// The cache key sent to the origin (hex), so it can see what the edge caches by.
 pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
@@ -41,6 +44,9 @@ fn cache_key(backend: &str, req: &Request, content: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// An origin's response, and the cache's copy of its body still to be written.
+type Fetched = (Response, Option<StreamingBody>);
+
 /// A failed send that took at least this long is reported as a timeout (504).
 const SLOW_FAILURE: Duration = Duration::from_secs(1);
 
@@ -50,17 +56,21 @@ const KEPT_BODY: usize = 1024 * 1024;
 
 /// Decides every flag, picks the route and forwards the request. `server`: the caller
 /// proved the `ofrep_token` (its credential header is removed before the origin).
-pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bool) -> Response {
+pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bool) -> Outgoing {
     let Some(snapshot) = loaded.snapshot.as_ref() else {
         return status_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "No flag configuration is available.",
-        );
+        )
+        .into();
     };
     // A dot segment could climb out of a route's path prefix at the origin.
     if !target::safe_path(req.get_path()) {
-        return status_page(StatusCode::BAD_REQUEST, "The request path is not valid.");
+        return status_page(StatusCode::BAD_REQUEST, "The request path is not valid.").into();
     }
+    // A redirect test keeps the query the client sent, preview token and all, so the
+    // redirected request is decided as this one was.
+    let client_query = req.get_query_str().map(str::to_string);
     // A client cannot forge decisions, trusted attributes or the user a server names;
     // the edge's own credential stays at the edge.
     let mut removed: Vec<String> = req
@@ -88,6 +98,18 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     }
     let evals: Vec<_> = snapshot.evaluate_all(&rc.ctx, rc.now).collect();
     crate::events::exposures(snapshot, &loaded.version, &rc, &evals);
+    let get = req.get_method() == Method::GET;
+    if (get || req.get_method() == Method::HEAD)
+        && let Some(to) = page::redirect(snapshot, &evals, req.get_path(), client_query.as_deref())
+    {
+        return redirect(&to, &rc).into();
+    }
+    // A page the edge may change is asked for uncompressed (Fastly compresses the
+    // rewritten page to the client): the rewriter reads text, not gzip.
+    let may_rewrite = get && !snapshot.edits().is_empty();
+    if may_rewrite {
+        req.set_header("accept-encoding", "identity");
+    }
     let Forwarded { headers, content } = forward::forwarded(snapshot, &rc.ctx, &evals);
     for (name, value) in headers {
         platform::set_encoded(&mut req, &name, &value);
@@ -103,29 +125,117 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
         .filter(|f| f.backend != route.backend);
     let upload = Upload::of(&mut req);
     let retry = fallback.map(|_| req.clone_without_body());
+    let fragment_base = may_rewrite.then(|| req.clone_without_body());
     let (first, kept) = send(req, route, &original_path, &content, upload);
-    let mut resp = match first {
-        Ok(r) => r,
+    let (served_by, fetched) = match first {
+        Ok(r) => (route, r),
         Err(Failure::ClientBody(why)) => {
             log_ops("client", &format!("request body could not be read: {why}"));
-            return Failure::ClientBody(why).page();
+            return Failure::ClientBody(why).page().into();
         }
         Err(first) => match (fallback, retry, kept) {
             (Some(fb), Some(again), Some(upload)) => {
                 match send(again, fb, &original_path, &content, upload).0 {
-                    Ok(r) => r,
-                    Err(_) => first.page(),
+                    Ok(r) => (fb, r),
+                    Err(_) => return finish(first.page().into(), &rc),
                 }
             }
-            _ => first.page(),
+            _ => return finish(first.page().into(), &rc),
         },
     };
+    let (resp, tee) = fetched;
+    let mut out = Outgoing::fetched(resp, tee);
+    if let Some(base) = fragment_base {
+        personalize(&mut out, snapshot, loaded, &rc, &evals, base, served_by);
+    }
+    finish(out, &rc)
+}
+
+/// Sets the id cookie of a new visitor on the way out.
+fn finish(mut out: Outgoing, rc: &RequestContext) -> Outgoing {
+    if let Some(id) = &rc.new_id {
+        platform::set_id_cookie(&mut out.resp, id);
+        // A response that sets a new id must never be stored in a shared cache.
+        out.resp.set_header("cache-control", "private, no-store");
+    }
+    out
+}
+
+/// A redirect test's answer, before any fetch: a new visitor gets the id cookie here,
+/// so the redirected request is decided for the same user.
+fn redirect(to: &page::RedirectTo, rc: &RequestContext) -> Response {
+    let status = StatusCode::from_u16(to.status).unwrap_or(StatusCode::FOUND);
+    let mut resp = Response::from_status(status);
+    platform::set_response_header(&mut resp, "location", &to.location);
+    resp.set_header("cache-control", "private, no-store");
     if let Some(id) = &rc.new_id {
         platform::set_id_cookie(&mut resp, id);
-        // A response that sets a new id must never be stored in a shared cache.
-        resp.set_header("cache-control", "private, no-store");
     }
     resp
+}
+
+/// Makes the page the user's: when the response is HTML in a charset the rewriter reads,
+/// not encoded, and the user's variants carry changes (or the bootstrap), their
+/// fragments are fetched (each cached per variant) and the body will stream through
+/// the rewriter. Anything else passes through byte for byte.
+fn personalize(
+    out: &mut Outgoing,
+    snapshot: &edgeflags_engine::Snapshot,
+    loaded: &Loaded,
+    rc: &RequestContext,
+    evals: &[edgeflags_engine::Evaluation],
+    base: Request,
+    route: &Route,
+) {
+    let encoding = match page::rewritable(
+        out.resp.get_status().as_u16(),
+        platform::response_header(&out.resp, "content-type"),
+        platform::response_header(&out.resp, "content-encoding"),
+    ) {
+        Ok(encoding) => encoding,
+        Err(page::PassThrough::Encoded(enc)) => {
+            log_ops(
+                "rewrite",
+                &format!(
+                    "the origin sent an HTML page encoded as `{enc}` although asked for identity: passed through unchanged"
+                ),
+            );
+            return;
+        }
+        Err(_) => return,
+    };
+    let bulk = snapshot.edits().bootstrap.then(|| {
+        let meta = edgeflags_engine::ofrep::metadata(&loaded.version, &rc.ctx);
+        edgeflags_engine::ofrep::bulk(snapshot, &rc.ctx, rc.now, &meta).body
+    });
+    let mut plan = page::plan(snapshot, &rc.ctx, evals, bulk.as_deref());
+    if plan.is_empty() {
+        return;
+    }
+    for (i, path, variant) in plan.fragments() {
+        let mut req = base.clone_without_body();
+        req.set_path(&path);
+        req.remove_query();
+        if let Some(host) = &route.host {
+            platform::set_header(&mut req, "host", host);
+        }
+        let key = fragment_key(&route.backend, &path, &variant);
+        if let Some(html) = crate::page::fragment(req, &route.backend, &key) {
+            plan.fill(i, html);
+        }
+    }
+    out.rewrite(plan, encoding);
+}
+
+/// The cache key of a fragment: its backend, path and the variant that asks for it.
+fn fragment_key(backend: &str, path: &str, variant: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in ["edgeflags-fragment-v1", backend, path, variant] {
+        h.update(part.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().into()
 }
 
 /// The client's request body on its way to the origin.
@@ -196,7 +306,7 @@ fn send(
     original_path: &str,
     content: &str,
     upload: Upload,
-) -> (Result<Response, Failure>, Option<Upload>) {
+) -> (Result<Fetched, Failure>, Option<Upload>) {
     platform::set_header(&mut req, "edgeflags-route", &route.id);
     let path = match &route.path_prefix {
         Some(prefix) => format!("{prefix}{original_path}"),
@@ -214,14 +324,19 @@ fn send(
     req.set_header(CACHE_KEY_HEADER, edgeflags_engine::digest::hex(&key));
     req.set_cache_key(key.to_vec());
     let started = Instant::now();
+    let plain = |sent: Result<Response, SendError>| sent.map(|r| (r, None));
     let (sent, again) = match upload {
-        Upload::None => (req.send(backend), Some(Upload::None)),
+        // A GET goes through the edge's own cache: one copy per URL and route.
+        Upload::None if req.get_method() == Method::GET => {
+            (crate::page::fetch(req, backend, &key), Some(Upload::None))
+        }
+        Upload::None => (plain(req.send(backend)), Some(Upload::None)),
         Upload::Kept(bytes) => {
             req.set_body(bytes.clone());
-            (req.send(backend), Some(Upload::Kept(bytes)))
+            (plain(req.send(backend)), Some(Upload::Kept(bytes)))
         }
         Upload::Client(body) => match stream(req, backend, body) {
-            Ok((sent, kept)) => (sent, kept.map(Upload::Kept)),
+            Ok((sent, kept)) => (plain(sent), kept.map(Upload::Kept)),
             Err(why) => return (Err(Failure::ClientBody(why)), None),
         },
     };
@@ -230,12 +345,12 @@ fn send(
 
 /// What a backend's answer means: a response, or a failure by cause (logged).
 fn judge(
-    sent: Result<Response, SendError>,
+    sent: Result<Fetched, SendError>,
     backend: &str,
     started: Instant,
-) -> Result<Response, Failure> {
+) -> Result<Fetched, Failure> {
     match sent {
-        Ok(r) if r.get_status().is_server_error() => {
+        Ok((r, _)) if r.get_status().is_server_error() => {
             log_ops(
                 "origin",
                 &format!("backend {backend} answered {}", r.get_status().as_u16()),

@@ -73,6 +73,12 @@ pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
         .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
+/// A response header's value, when it is UTF-8 (an origin chooses the bytes).
+pub fn response_header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
+    resp.get_header(name)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+}
+
 /// Every value of a header that is UTF-8.
 pub fn headers<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
     req.get_header_all(name)

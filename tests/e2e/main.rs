@@ -9,6 +9,7 @@ mod foundation;
 mod hostile;
 mod isolation;
 mod ofrep;
+mod page;
 mod personalization;
 mod preview;
 mod security;

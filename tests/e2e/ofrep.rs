@@ -393,9 +393,20 @@ fn real_openfeature_providers_read_the_edges_decisions() {
         "the OpenFeature client is not installed: run scripts/test (it runs npm ci in tests/ofrep-client)"
     );
     let edge = start_edge();
+    // A store page as the edge serves it to user-42 in New York, bootstrap and all.
+    let page = crate::page::site().send(
+        edgeflags_e2e::Req::get("/store?t=bootstrap")
+            .from("127.0.0.1")
+            .user("user-42"),
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let page_file =
+        std::env::temp_dir().join(format!("edgeflags-bootstrap-{}.html", std::process::id()));
+    std::fs::write(&page_file, &page.bytes).unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new("node")
         .current_dir(&client)
         .args(["run.mjs", &edge.url, TOKEN])
+        .arg(&page_file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -497,5 +508,24 @@ fn real_openfeature_providers_read_the_edges_decisions() {
         ),
         (Some("fallback"), Some("FLAG_NOT_FOUND"))
     );
+    // The web provider started from the page's bootstrap: its one bulk request was
+    // answered from the element, nothing reached the network, and it reads the decisions
+    // the edge made for user-42 in New York.
+    let _ = std::fs::remove_file(&page_file);
+    assert_eq!(v["bootCalls"], json!({"answered": 1, "reached": 0}));
+    for (flag, got) in [
+        ("store-banner", &v["bootStoreBanner"]),
+        ("product-tile", &v["bootProductTile"]),
+        ("locale", &v["bootLocale"]),
+    ] {
+        same(got, &explained(web_ctx_ny(), flag), flag);
+    }
+    assert_eq!(v["bootLocale"]["value"], "en");
     drop(edge);
+}
+
+/// The context the edge builds for user-42 from 127.0.0.1 (New York), as far as the
+/// demo's flags read it.
+fn web_ctx_ny() -> Value {
+    json!({"targetingKey": "user-42", "country": "US", "region": "NY", "continent": "NA"})
 }

@@ -134,6 +134,18 @@ pub fn html_page(region: &str, req: &Request<Body>) -> String {
 /// The demo origin's response: the page (HTML when the request's `Accept` names
 /// `text/html`), with the `Vary` a shared cache needs.
 pub fn respond(region: &str, req: &Request<Body>) -> Response<Body> {
+    // The store's pages are the same for every visitor of a route: HTML the edge caches
+    // once and changes per variant.
+    let path = req.uri().path();
+    let (lang, rest) = match path.get(1..3) {
+        Some(l @ ("ja" | "fr" | "en" | "pt")) if path.get(3..4).is_none_or(|s| s == "/") => {
+            (l, path.get(3..).unwrap_or_default())
+        }
+        _ => ("en", path),
+    };
+    if let Some(resp) = crate::store::respond(lang, rest, req) {
+        return resp;
+    }
     let html = req
         .headers()
         .get("accept")

@@ -11,6 +11,8 @@
 
 pub mod demo;
 pub mod origin;
+pub mod pages;
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -564,6 +566,7 @@ impl App {
             status,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            bytes: body,
         }
     }
 
@@ -699,6 +702,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// Body text.
     pub body: String,
+    /// Body bytes, as received.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {

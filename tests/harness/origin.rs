@@ -26,6 +26,8 @@ pub enum Behaviour {
     Huge(usize),
     /// The demo origin's page for this region (`crate::demo`).
     Demo(&'static str),
+    /// The test pages of `crate::pages`, else the demo origin's for this region.
+    Site(&'static str),
 }
 
 /// One request an origin received.
@@ -141,6 +143,10 @@ async fn answer(
                 .unwrap_or_default()
         }
         Behaviour::Demo(region) => crate::demo::respond(region, &req),
+        Behaviour::Site(region) => match crate::pages::respond(&req).await {
+            Some(r) => r,
+            None => crate::demo::respond(region, &req),
+        },
         Behaviour::Hang(d) => {
             tokio::time::sleep(*d).await;
             Response::new(Body::from("too late"))

@@ -1,12 +1,15 @@
 // Evaluates flags through published, unmodified OpenFeature OFREP providers against an
 // edgeflags edge (argv[2] = base URL, argv[3] = the ofrep_token) and prints the results
-// as one JSON object for tests/e2e/ofrep.rs to check.
+// as one JSON object for tests/e2e/ofrep.rs to check. argv[4], when given, is a page the
+// edge served: its bootstrap element answers the web provider's first bulk request, so
+// the provider starts without a network call.
+import { readFileSync } from 'node:fs';
 import { OpenFeature as Server } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 import { OpenFeature as Web } from '@openfeature/web-sdk';
 import { OFREPWebProvider } from '@openfeature/ofrep-web-provider';
 
-const [baseUrl, token] = process.argv.slice(2);
+const [baseUrl, token, pageFile] = process.argv.slice(2);
 const out = {};
 const details = (d) => ({ value: d.value, variant: d.variant, reason: d.reason, errorCode: d.errorCode ?? null });
 
@@ -29,6 +32,39 @@ const web = Web.getClient();
 out.webLocale = details(web.getStringDetails('locale', 'xx'));
 out.webCheckout = details(web.getStringDetails('checkout', 'xx'));
 out.webMissing = details(web.getStringDetails('no-such-flag', 'fallback'));
+
+// A page's script reads the bootstrap element as a browser would read
+// `JSON.parse(document.getElementById('edgeflags-bootstrap').textContent)`; the unmodified
+// web provider gets it through its `fetchImplementation`: the first bulk request is
+// answered from the element, and anything else would have gone to the network.
+if (pageFile) {
+  const html = readFileSync(pageFile, 'utf8');
+  const found = html.match(/<script type="application\/json" id="edgeflags-bootstrap">([^<]*)<\/script>/);
+  const bootstrap = found ? found[1] : null;
+  const calls = { answered: 0, reached: 0 };
+  const fetchImplementation = async (input, init) => {
+    const url = typeof input === 'string' ? input : input.url;
+    if (bootstrap !== null && calls.answered === 0 && url.endsWith('/ofrep/v1/evaluate/flags')) {
+      calls.answered += 1;
+      return new Response(bootstrap, { status: 200, headers: { 'content-type': 'application/json' } });
+    }
+    calls.reached += 1;
+    throw new TypeError(`no network in this test: ${url}`);
+  };
+  const provider = new OFREPWebProvider({
+    baseUrl: 'http://edge.invalid',
+    fetchImplementation,
+    pollInterval: 0,
+    cacheMode: 'disabled',
+    changeDetection: 'none',
+  });
+  await Web.setProviderAndWait('bootstrap', provider);
+  const page = Web.getClient('bootstrap');
+  out.bootStoreBanner = details(page.getStringDetails('store-banner', 'xx'));
+  out.bootProductTile = details(page.getStringDetails('product-tile', 'xx'));
+  out.bootLocale = details(page.getStringDetails('locale', 'xx'));
+  out.bootCalls = calls;
+}
 
 console.log(JSON.stringify(out));
 await Server.close();

@@ -241,5 +241,29 @@ pub fn explain(a: ExplainArgs) -> Result<ExitCode> {
         route["backend"].as_str().unwrap_or(""),
         route["path_prefix"].as_str().unwrap_or("")
     );
+    // The page changes the edge makes for these decisions, and redirect tests.
+    for c in doc["edge"]["changes"].as_array().into_iter().flatten() {
+        let value = match &c["value"] {
+            serde_json::Value::Null => String::new(),
+            v => format!(" {v}"),
+        };
+        println!(
+            "change   {}={}: {} `{}`{value}",
+            c["flag"].as_str().unwrap_or(""),
+            c["variant"].as_str().unwrap_or(""),
+            c["action"].as_str().unwrap_or(""),
+            c["selector"].as_str().unwrap_or(""),
+        );
+    }
+    for r in doc["edge"]["redirects"].as_array().into_iter().flatten() {
+        println!(
+            "redirect {}={}: {} -> {} ({})",
+            r["flag"].as_str().unwrap_or(""),
+            r["variant"].as_str().unwrap_or(""),
+            r["from"].as_str().unwrap_or(""),
+            r["to"].as_str().unwrap_or(""),
+            r["status"]
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

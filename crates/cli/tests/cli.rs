@@ -30,7 +30,7 @@ fn validate_accepts_the_demo_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 5 flags"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid, 9 flags"));
 }
 
 #[test]
@@ -80,6 +80,61 @@ fn validate_lists_every_problem_with_its_path() {
         v["problems"].as_array().map(|a| a.len()).unwrap_or(0) >= 8,
         "{v}"
     );
+}
+
+#[test]
+fn validate_refuses_redirect_loops_conflicting_changes_and_bad_selectors() {
+    let bad = r##"{
+      "flags": {
+        "a": { "type": "string", "variants": { "x": "x", "y": "y" }, "off_variant": "x", "default": "y",
+          "edge": { "y": { "redirect": { "from": "/cart", "to": "/basket" },
+                           "changes": [ { "selector": "#banner h2", "action": "text", "value": "A" } ] } } },
+        "b": { "type": "string", "variants": { "x": "x", "y": "y" }, "off_variant": "x", "default": "y",
+          "edge": { "x": { "redirect": { "from": "/basket", "to": "/cart?from=b" },
+                           "changes": [ { "selector": "#banner h2", "action": "text", "value": "B" },
+                                        { "selector": "div[", "action": "remove" } ] } } }
+      }
+    }"##;
+    let file = scratch("edge-bad.json");
+    std::fs::write(&file, bad).unwrap_or_else(|e| panic!("{e}"));
+    let out = edgeflags(&["validate", &file.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "redirects form a loop: /cart -> /basket -> /cart",
+        "$.flags.b.edge.x.changes[0]: conflicts with $.flags.a.edge.y.changes[0]",
+        "$.flags.b.edge.x.changes[1].selector: `div[` is not a selector the edge can run",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn explain_lists_the_page_changes_and_redirects_a_request_gets() {
+    let out = edgeflags(&[
+        "explain",
+        "config-store/flags.json",
+        "--user",
+        "visitor-4",
+        "--country",
+        "US",
+        "--city",
+        "New York",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "change   store-banner=local: text `#banner h2` \"Hello, shoppers in New York!\"",
+        "change   product-tile=spotlight: prepend `#tile-1`",
+        "change   store-recs=fragment: fragment `#recs` \"/fragments/recs\"",
+        "redirect store-checkout=v2: /store/checkout -> /store/checkout-v2 (302)",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
 }
 
 #[test]

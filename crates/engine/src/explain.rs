@@ -58,10 +58,11 @@ pub fn context_json(ctx: &Context) -> Value {
 
 /// Every flag's decision for `ctx` at `now`, and the route, as one JSON document.
 pub fn explain(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Value {
-    let flags: Vec<Value> = snapshot
-        .evaluate_all(ctx, now)
+    let evals: Vec<_> = snapshot.evaluate_all(ctx, now).collect();
+    let flags: Vec<Value> = evals
+        .iter()
         .map(|e| {
-            let mut o = evaluation_json(&e);
+            let mut o = evaluation_json(e);
             if let Some(s) = standing(snapshot, e.key, ctx, now)
                 && let Ok(v) = serde_json::to_value(s)
             {
@@ -70,6 +71,7 @@ pub fn explain(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Value 
             o
         })
         .collect();
+    let plan = crate::page::plan(snapshot, ctx, &evals, None);
     let route = snapshot.route(ctx, now);
     json!({
         "snapshot": snapshot.fingerprint(),
@@ -77,6 +79,11 @@ pub fn explain(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Value 
         "context": context_json(ctx),
         "timezone_source": ctx.zone_source().map(|s| s.as_str()),
         "flags": flags,
+        "edge": {
+            "changes": crate::page::changes_json(&plan),
+            "redirects": crate::page::redirects_json(snapshot, &evals),
+            "bootstrap": snapshot.edits().bootstrap,
+        },
         "route": {
             "id": route.id,
             "backend": route.backend,

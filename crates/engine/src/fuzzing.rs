@@ -352,3 +352,51 @@ fn checked(value: &str) {
         assert_eq!(header_value::decode(&e), value);
     }
 }
+
+/// The page rewriter: the bytes as an HTML page (the first byte picks the chunk size
+/// and the charset), rewritten with every edge change of the demo file (its edge
+/// variants forced, the fragment filled with part of the input) and the bootstrap: it
+/// must not panic.
+pub fn page(data: &[u8]) {
+    let Some(snapshot) = demo() else { return };
+    let Some((&first, page)) = data.split_first() else {
+        return;
+    };
+    let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    let mut ctx = Context::with_key("u1").with("country", "JP").with(
+        "city",
+        String::from_utf8_lossy(page.get(..16).unwrap_or(page)).into_owned(),
+    );
+    for (flag, variant) in [
+        (
+            "store-banner",
+            if first & 1 == 0 { "local" } else { "sale" },
+        ),
+        (
+            "product-tile",
+            if first & 2 == 0 {
+                "spotlight"
+            } else {
+                "classic"
+            },
+        ),
+        ("store-recs", "fragment"),
+    ] {
+        ctx.force(flag, variant);
+    }
+    let evals: Vec<_> = snapshot.evaluate_all(&ctx, now).collect();
+    let mut plan = crate::page::plan(snapshot, &ctx, &evals, Some(r#"{"flags":[]}"#));
+    for (i, _, _) in plan.fragments() {
+        plan.fill(
+            i,
+            String::from_utf8_lossy(page.get(..64).unwrap_or(page)).into_owned(),
+        );
+    }
+    let encoding = if first & 4 == 0 {
+        encoding_rs::UTF_8
+    } else {
+        encoding_rs::WINDOWS_1252
+    };
+    let chunk = usize::from(first >> 3) + 1;
+    let _ = crate::page::rewrite_all(plan, encoding, page, chunk);
+}

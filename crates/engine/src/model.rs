@@ -73,6 +73,8 @@ pub struct Snapshot {
     pub(crate) layers: Vec<Layer>,
     /// The holdouts flags name by index, in the file's (sorted) order.
     pub(crate) holdouts: Vec<Holdout>,
+    /// What variants do to the page at the edge (changes, redirects, the bootstrap).
+    pub(crate) edits: crate::edit::Edits,
 }
 
 impl Snapshot {
@@ -86,6 +88,11 @@ impl Snapshot {
     /// the edge skips the profile lookup.
     pub fn uses_traits(&self) -> bool {
         self.uses_traits
+    }
+
+    /// What variants do to the page at the edge.
+    pub fn edits(&self) -> &crate::edit::Edits {
+        &self.edits
     }
 
     /// The custom attributes allowed from requests.

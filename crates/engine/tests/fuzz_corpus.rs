@@ -5,7 +5,7 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 8] = [
     ("compile", edgeflags_engine::fuzzing::compile),
     (
         "snapshot_decode",
@@ -16,6 +16,7 @@ const TARGETS: [(&str, Target); 7] = [
     ("ofrep_body", edgeflags_engine::fuzzing::ofrep_body),
     ("request", edgeflags_engine::fuzzing::request),
     ("console", edgeflags_engine::fuzzing::console),
+    ("page", edgeflags_engine::fuzzing::page),
 ];
 
 #[test]

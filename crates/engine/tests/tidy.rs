@@ -19,7 +19,15 @@ const CRATES: &[&str] = &[
 ];
 
 /// Engine modules that import nothing of the engine.
-const LEAVES: &[&str] = &["zone", "bucket", "digest", "sequential", "inject"];
+const LEAVES: &[&str] = &[
+    "zone",
+    "bucket",
+    "digest",
+    "sequential",
+    "inject",
+    "edit",
+    "freshness",
+];
 
 /// A module's text without its comments and its unit-test module (tests may reach
 /// anywhere).

@@ -12,6 +12,8 @@
 //!
 //! It also runs on the host: `cargo run --release -p edgeflags-wasm-bench`.
 
+mod page;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
@@ -138,6 +140,11 @@ fn breakdown(
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("page") {
+        page::header();
+        page::run("native (release)");
+        return;
+    }
     let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
     let ctx = Context::with_key("user-4242")
         .with("country", "US")
@@ -264,6 +271,11 @@ fn main() {
         TOUCHED_PAGES
     );
     zones();
+    println!();
+    println!("Rewriting a page (`page::run`; the native row: `edgeflags-wasm-bench page`):");
+    println!();
+    page::header();
+    page::run("wasm32-wasip1, in the guest");
 }
 
 /// The time zone a fresh instance resolves per request (`place::resolve` over the

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{MAX_RESERVE, SLOTS, STRINGS, VALUES, VARIANTS, span};
 use crate::allocation::{Allocation, Holdout, Layer, Membership, Ramp, Step};
+use crate::edit::{Action, Change, Edits, Redirect, Template, VariantEdits};
 use crate::model::{
     Arena, Clause, Cmp, ContextSettings, Flag, FlagType, Metadata, Name, OfrepSettings, Op, OpKind,
     Prerequisite, Route, RouteRule, Rule, Schedule, Segment, Serve, Snapshot, Span, Split, StrSet,
@@ -242,6 +243,12 @@ impl<'a> Reader<'a> {
                 Ok(Holdout::new(name, salt, by, r.u32()?))
             })?;
         }
+        // Edge changes, when the snapshot has any (they follow the layers and holdouts).
+        let edits = if self.pos == self.text.len() {
+            Edits::default()
+        } else {
+            self.edits()?
+        };
         if self.pos != self.text.len() {
             return Err(Bad("there is data after the snapshot"));
         }
@@ -260,6 +267,60 @@ impl<'a> Reader<'a> {
             uses_traits,
             layers,
             holdouts,
+            edits,
+        })
+    }
+
+    fn edits(&mut self) -> Result<Edits, Bad> {
+        let bootstrap = self.bool()?;
+        let variants = self.list(|r| {
+            let flag = r.int()?;
+            let variant = r.int()?;
+            let changes = r.list(|r| {
+                let selector = r.string()?;
+                let t = |r: &mut Self| Ok::<_, Bad>(Template(r.string()?));
+                let action = match r.num()? {
+                    0 => Action::Text(t(r)?),
+                    1 => Action::SetAttribute(r.string()?, t(r)?),
+                    2 => Action::RemoveAttribute(r.string()?),
+                    3 => Action::Replace(t(r)?),
+                    4 => Action::Prepend(t(r)?),
+                    5 => Action::Append(t(r)?),
+                    6 => Action::Remove,
+                    7 => Action::Fragment(r.string()?),
+                    _ => return Err(Bad("an edge change has an unknown action")),
+                };
+                Ok(Change { selector, action })
+            })?;
+            let redirect = if r.bool()? {
+                let (from, to) = (r.string()?, r.string()?);
+                let status = match r.num()? {
+                    302 => 302,
+                    307 => 307,
+                    _ => return Err(Bad("a redirect has a status other than 302 or 307")),
+                };
+                Some(Redirect { from, to, status })
+            } else {
+                None
+            };
+            Ok(VariantEdits {
+                flag,
+                variant,
+                changes,
+                redirect,
+            })
+        })?;
+        // Lookups binary-search by (flag, variant).
+        if variants
+            .windows(2)
+            .any(|w| (w[0].flag, w[0].variant) >= (w[1].flag, w[1].variant))
+        {
+            return Err(Bad("edge changes are out of order"));
+        }
+        Ok(Edits {
+            variants,
+            bootstrap,
+            redirect_hosts: Vec::new(),
         })
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{DIGITS, SLOTS, STRINGS, VARIANTS};
 use crate::allocation::Allocation;
+use crate::edit::{Action, Edits};
 use crate::model::{
     Arena, Cmp, Flag, FlagType, Op, Route, Schedule, Serve, Snapshot, Span, StrSet,
 };
@@ -204,9 +205,11 @@ impl<'s> Writer<'s> {
                 self.str(b);
             }
         }
-        // Trailing data, only when there is any, so that a snapshot without layers and
-        // holdouts is written exactly as before they existed.
-        if !s.layers.is_empty() || !s.holdouts.is_empty() {
+        // Trailing data, only when there is any, so that a snapshot without layers,
+        // holdouts and edge changes is written exactly as before they existed: layers and
+        // holdouts (empty lists when there are only edge changes), then the edge changes.
+        let edits = !s.edits.variants.is_empty() || s.edits.bootstrap;
+        if !s.layers.is_empty() || !s.holdouts.is_empty() || edits {
             self.int(s.layers.len());
             for l in &s.layers {
                 self.str(&l.name);
@@ -220,6 +223,44 @@ impl<'s> Writer<'s> {
                 self.str(&h.salt);
                 self.str(&h.by);
                 self.num(u64::from(h.units));
+            }
+        }
+        if edits {
+            self.edits(&s.edits);
+        }
+    }
+
+    fn edits(&mut self, e: &'s Edits) {
+        self.bool(e.bootstrap);
+        self.int(e.variants.len());
+        for v in &e.variants {
+            self.int(v.flag);
+            self.int(v.variant);
+            self.int(v.changes.len());
+            for c in &v.changes {
+                self.str(&c.selector);
+                self.num(c.action.tag());
+                match &c.action {
+                    Action::Text(t)
+                    | Action::Replace(t)
+                    | Action::Prepend(t)
+                    | Action::Append(t) => self.str(&t.0),
+                    Action::SetAttribute(n, t) => {
+                        self.str(n);
+                        self.str(&t.0);
+                    }
+                    Action::RemoveAttribute(s) | Action::Fragment(s) => self.str(s),
+                    Action::Remove => {}
+                }
+            }
+            match &v.redirect {
+                Some(r) => {
+                    self.num(1);
+                    self.str(&r.from);
+                    self.str(&r.to);
+                    self.num(u64::from(r.status));
+                }
+                None => self.num(0),
             }
         }
     }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 mod allocation;
 mod clause;
+mod edge;
 mod flag;
 mod settings;
 
@@ -168,6 +169,7 @@ const FLAG_FIELDS: &[&str] = &[
     "layer",
     "holdout",
     "ramp",
+    "edge",
 ];
 
 impl Compiler {
@@ -308,8 +310,13 @@ impl Compiler {
                 "context",
                 "layers",
                 "holdouts",
+                "edge",
             ],
         );
+        let (bootstrap, redirect_hosts) = o
+            .get("edge")
+            .map(|v| self.edge_settings(v, "$.edge"))
+            .unwrap_or_default();
         let ofrep = o
             .get("ofrep")
             .map(|v| self.ofrep(v, "$.ofrep"))
@@ -378,6 +385,24 @@ impl Compiler {
         self.report_prerequisite_cycles(flags_raw);
         self.check_layer_ranges();
         self.check_salts();
+        let mut edits = crate::edit::Edits {
+            variants: Vec::new(),
+            bootstrap,
+            redirect_hosts,
+        };
+        let mut flag_paths = Vec::new();
+        for (i, (k, v)) in flags_raw.iter().enumerate() {
+            let path = join("$.flags", k);
+            if let Some(e) = v.get("edge") {
+                let names = self.flag_variants.get(i).cloned().unwrap_or_default();
+                let hosts = edits.redirect_hosts.clone();
+                let found = self.flag_edge(i, e, &names, &hosts, &join(&path, "edge"));
+                edits.variants.extend(found);
+            }
+            flag_paths.push(path);
+        }
+        let variant_names = self.flag_variants.clone();
+        self.check_edits(&edits, &flag_paths, &variant_names);
         let (routes, default_route, fallback_route) = match o.get("routes") {
             Some(v) => self.routes(v, "$.routes"),
             None => (Vec::new(), None, None),
@@ -414,6 +439,7 @@ impl Compiler {
             uses_traits: self.uses_traits,
             layers: std::mem::take(&mut self.layers),
             holdouts: std::mem::take(&mut self.holdouts),
+            edits,
         })
     }
 }

@@ -244,7 +244,55 @@ fn decisions_section(p: &mut Page, v: &View) {
         .text(&route.backend)
         .raw(", path prefix ")
         .text(route.path_prefix.as_deref().unwrap_or("none"))
-        .raw("</p>\n<p id=\"edge-changes\">Edge changes to this page: none (this build applies no content changes at the edge).</p>\n</section>\n");
+        .raw("</p>\n");
+    edge_changes(p, snapshot, v);
+    p.raw("</section>\n");
+}
+
+/// The content changes and redirect tests these decisions make at the edge (what explain
+/// lists as `page`), one line each.
+fn edge_changes(p: &mut Page, snapshot: &crate::model::Snapshot, v: &View) {
+    let evals: Vec<_> = snapshot.evaluate_all(v.ctx, v.now).collect();
+    let plan = crate::page::plan(snapshot, v.ctx, &evals, None);
+    let changes = crate::page::changes_json(&plan);
+    let redirects = crate::page::redirects_json(snapshot, &evals);
+    let lines: Vec<String> = changes
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={}: {} {} {}",
+                text_of(c, "flag"),
+                text_of(c, "variant"),
+                text_of(c, "action"),
+                text_of(c, "selector"),
+                short(
+                    &c.get("value").map(|x| x.to_string()).unwrap_or_default(),
+                    80
+                )
+            )
+        })
+        .chain(redirects.as_array().into_iter().flatten().map(|r| {
+            format!(
+                "{}={}: redirect {} -> {} ({})",
+                text_of(r, "flag"),
+                text_of(r, "variant"),
+                text_of(r, "from"),
+                text_of(r, "to"),
+                r.get("status").map(|x| x.to_string()).unwrap_or_default()
+            )
+        }))
+        .collect();
+    if lines.is_empty() {
+        p.raw("<p id=\"edge-changes\">Edge changes to pages: none for these decisions.</p>\n");
+        return;
+    }
+    p.raw("<p>Edge changes to pages (HTML responses get them as they stream; a redirect applies to its path):</p>\n<ul id=\"edge-changes\">\n");
+    for line in &lines {
+        p.element("li", line);
+    }
+    p.raw("</ul>\n");
 }
 
 fn context_section(p: &mut Page, v: &View) {

@@ -352,6 +352,18 @@ fn the_console_escapes_everything_it_shows_and_never_shows_the_key() {
     assert!(html.contains("<option value=\"Tokyo, JP (Asia/Tokyo)\""));
     assert!(html.contains("<select id=\"v-checkout\" name=\"v.checkout\">"));
     assert!(html.contains("<td>buyer</td>") && html.contains(">preview</td>"));
+    // And the edge's content changes for these decisions, one line each.
+    let evals: Vec<_> = snapshot.evaluate_all(&ctx, now).collect();
+    let plan = crate::page::plan(&snapshot, &ctx, &evals, None);
+    assert!(!plan.changes.is_empty());
+    assert!(html.contains("<ul id=\"edge-changes\">"));
+    for c in &plan.changes {
+        assert!(
+            html.contains(&format!("<li>{}={}: ", c.flag, c.variant)),
+            "{}",
+            c.flag
+        );
+    }
 
     let bar = page::toolbar(&claims, Some(HOSTILE), true);
     assert!(!bar.contains("<script"));

@@ -1,0 +1,151 @@
+//! Whether the edge may keep an origin's response in its shared cache, and for how long
+//! (RFC 9111 as Fastly reads it): `s-maxage` before `max-age`, minus the `Age` the
+//! response already has. A response that sets a cookie, is `private` or `no-store`, or
+//! says nothing of its freshness is not stored: it is fetched again for the next request
+//! (an origin that wants one shared copy says `max-age` or `s-maxage`). A leaf: it
+//! imports nothing of the engine.
+
+/// What the cache does with a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Stored, fresh for this many seconds from now.
+    Store {
+        /// Seconds of freshness left (the lifetime less the response's age).
+        ttl: u64,
+        /// The response's age when it arrived, in seconds.
+        age: u64,
+    },
+    /// Not stored, for this reason.
+    Pass(&'static str),
+}
+
+/// The longest lifetime kept, whatever the origin says (one year).
+pub const MAX_TTL: u64 = 365 * 24 * 3600;
+
+/// The storage decision for a response of status `status` with these header values
+/// (`None` when the response has no such header).
+pub fn storage(
+    status: u16,
+    cache_control: Option<&str>,
+    age: Option<&str>,
+    set_cookie: bool,
+    vary: Option<&str>,
+) -> Storage {
+    if !matches!(status, 200 | 203 | 204 | 300 | 301 | 404 | 410) {
+        return Storage::Pass("status not cacheable");
+    }
+    if set_cookie {
+        return Storage::Pass("sets a cookie");
+    }
+    if vary.is_some_and(|v| v.split(',').any(|n| n.trim() == "*")) {
+        return Storage::Pass("Vary: *");
+    }
+    let mut max_age = None;
+    let mut s_maxage = None;
+    for directive in cache_control.unwrap_or_default().split(',') {
+        let (name, value) = match directive.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (directive.trim(), None),
+        };
+        let seconds = || value.and_then(|v| v.parse::<u64>().ok());
+        match name.to_ascii_lowercase().as_str() {
+            "private" => return Storage::Pass("private"),
+            "no-store" => return Storage::Pass("no-store"),
+            "no-cache" => return Storage::Pass("no-cache"),
+            "max-age" => max_age = max_age.or(Some(seconds())),
+            "s-maxage" => s_maxage = s_maxage.or(Some(seconds())),
+            _ => {}
+        }
+    }
+    // A malformed lifetime is treated as stale (RFC 9111 4.2.1).
+    let lifetime = match (s_maxage, max_age) {
+        (Some(s), _) => s.unwrap_or(0),
+        (None, Some(m)) => m.unwrap_or(0),
+        (None, None) => return Storage::Pass("no max-age or s-maxage"),
+    }
+    .min(MAX_TTL);
+    let age = age.and_then(|a| a.trim().parse::<u64>().ok()).unwrap_or(0);
+    match lifetime.checked_sub(age) {
+        Some(ttl) if ttl > 0 => Storage::Store { ttl, age },
+        _ => Storage::Pass("already stale"),
+    }
+}
+
+/// The header names a `Vary` value lists, lower case, without duplicates, in order.
+pub fn vary_names(vary: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for n in vary.unwrap_or_default().split(',') {
+        let n = n.trim().to_ascii_lowercase();
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(cc: &str) -> Storage {
+        storage(200, Some(cc), None, false, None)
+    }
+
+    #[test]
+    fn lifetimes_come_from_s_maxage_then_max_age_less_the_age() {
+        assert_eq!(s("max-age=60"), Storage::Store { ttl: 60, age: 0 });
+        assert_eq!(
+            s("public, max-age=60, s-maxage=600"),
+            Storage::Store { ttl: 600, age: 0 }
+        );
+        assert_eq!(
+            storage(200, Some("max-age=60"), Some("50"), false, None),
+            Storage::Store { ttl: 10, age: 50 }
+        );
+        assert_eq!(
+            storage(200, Some("max-age=60"), Some("60"), false, None),
+            Storage::Pass("already stale")
+        );
+        assert_eq!(s("MAX-AGE=\"30\""), Storage::Store { ttl: 30, age: 0 });
+        assert_eq!(
+            s("max-age=99999999999"),
+            Storage::Store {
+                ttl: MAX_TTL,
+                age: 0
+            }
+        );
+        assert_eq!(s("max-age=soon"), Storage::Pass("already stale"));
+    }
+
+    #[test]
+    fn private_no_store_cookies_and_silence_are_never_stored() {
+        assert_eq!(s("private, max-age=60"), Storage::Pass("private"));
+        assert_eq!(s("max-age=60, no-store"), Storage::Pass("no-store"));
+        assert_eq!(s("no-cache"), Storage::Pass("no-cache"));
+        assert_eq!(
+            storage(200, Some("max-age=60"), None, true, None),
+            Storage::Pass("sets a cookie")
+        );
+        assert_eq!(
+            storage(200, None, None, false, None),
+            Storage::Pass("no max-age or s-maxage")
+        );
+        assert_eq!(
+            storage(500, Some("max-age=60"), None, false, None),
+            Storage::Pass("status not cacheable")
+        );
+        assert_eq!(
+            storage(200, Some("max-age=60"), None, false, Some("Accept, *")),
+            Storage::Pass("Vary: *")
+        );
+    }
+
+    #[test]
+    fn vary_names_are_lower_case_and_distinct() {
+        assert_eq!(
+            vary_names(Some("Accept-Language, edgeflags-route ,accept-language")),
+            ["accept-language", "edgeflags-route"]
+        );
+        assert!(vary_names(None).is_empty());
+    }
+}

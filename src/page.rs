@@ -1,0 +1,419 @@
+//! The page's Fastly I/O: one cached copy per URL and route in the Core Cache
+//! (`fastly::cache::core`, a transaction per lookup, so production collapses concurrent
+//! misses into one origin fetch), fragments fetched the same way, and the response
+//! streamed to the client, through the engine's rewriter when the page is HTML and the
+//! request's variants change it. Which changes apply, what may be stored and for how
+//! long, the bootstrap and the charset are the engine's rules (`page`, `freshness`).
+//!
+//! The origin fetch under the cache is `set_pass(true)`, so Fastly's readthrough cache
+//! does not keep a second copy. The stored object is the origin's body with its status
+//! and headers as user metadata; `Vary` is honoured through the lookup's request
+//! headers, and `Age` both ways (the origin's is the initial age, a hit reports its own).
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgeflags_engine::freshness::{self, Storage};
+use edgeflags_engine::inject::BeforeBodyEnd;
+use edgeflags_engine::page::{Plan, Rewriter};
+use fastly::cache::core::{CacheKey, Transaction};
+use fastly::http::body::StreamingBody;
+use fastly::http::request::SendError;
+use fastly::http::{HeaderName, HeaderValue, StatusCode};
+use fastly::{Request, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::platform::{self, log_ops};
+
+/// What the edge's cache did for a page (`hit`, `miss (stored for N s)`, `pass (why)`).
+pub const CACHE_HEADER: &str = "edgeflags-cache";
+
+/// The largest fragment put into a page; a longer one is left out (and logged).
+const MAX_FRAGMENT: usize = 256 * 1024;
+
+/// Headers never stored with a cached page: hop-by-hop, and framing the host redoes.
+const UNSTORED: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "set-cookie",
+    "proxy-connection",
+];
+
+/// A stored response's status and headers (the cached object's user metadata).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+/// A response on its way to the client: its body may still have to be copied into the
+/// cache (`tee`) and rewritten.
+pub struct Outgoing {
+    /// The response (headers final once the handler is done).
+    pub resp: Response,
+    tee: Option<StreamingBody>,
+    rewrite: Option<(Plan, &'static edgeflags_engine::page::Encoding)>,
+    /// The preview toolbar, put before `</body>` as the page streams.
+    toolbar: Option<BeforeBodyEnd>,
+}
+
+impl From<Response> for Outgoing {
+    fn from(resp: Response) -> Outgoing {
+        Outgoing {
+            resp,
+            tee: None,
+            rewrite: None,
+            toolbar: None,
+        }
+    }
+}
+
+impl Outgoing {
+    /// A fetched response whose body also goes into the cache (`tee`).
+    pub fn fetched(resp: Response, tee: Option<StreamingBody>) -> Outgoing {
+        Outgoing {
+            resp,
+            tee,
+            rewrite: None,
+            toolbar: None,
+        }
+    }
+
+    /// Rewrites the body with `plan`: the response loses its `Content-Length` (the
+    /// length changes) and `ETag` (the bytes are no longer the origin's, and differ by
+    /// variant), and is private to this user; its `Vary` stays.
+    pub fn rewrite(&mut self, plan: Plan, encoding: &'static edgeflags_engine::page::Encoding) {
+        self.resp.remove_header("content-length");
+        self.resp.remove_header("etag");
+        self.resp.set_header("cache-control", "private, no-store");
+        // Fastly compresses the rewritten page to clients that accept it.
+        self.resp.set_header("x-compress-hint", "on");
+        self.rewrite = Some((plan, encoding));
+    }
+
+    /// Puts `fragment` (the preview toolbar) before `</body>` of a successful,
+    /// unencoded `text/html` response as it streams; the page is then private to this
+    /// user. Any other response is left as it is.
+    pub fn toolbar(&mut self, fragment: String) {
+        let resp = &self.resp;
+        let html = resp
+            .get_header("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+            });
+        let encoded = resp
+            .get_header("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        if !html || encoded || !resp.get_status().is_success() {
+            return;
+        }
+        self.resp.remove_header("content-length");
+        self.resp.remove_header("etag");
+        self.resp.set_header("cache-control", "private, no-store");
+        self.toolbar = Some(BeforeBodyEnd::new(fragment));
+    }
+
+    /// Sends the response: whole when nothing is left to do, else streamed chunk by
+    /// chunk (into the cache and through the rewriter as needed), so the client's first
+    /// byte waits for nothing but the origin's.
+    pub fn send(self) {
+        let Outgoing {
+            mut resp,
+            tee,
+            rewrite,
+            mut toolbar,
+        } = self;
+        if tee.is_none() && rewrite.is_none() && toolbar.is_none() {
+            resp.send_to_client();
+            return;
+        }
+        let mut body = resp.take_body();
+        let mut out = resp.stream_to_client();
+        let mut tee = tee;
+        let mut rewriter = rewrite.map(|(plan, enc)| Rewriter::new(plan, enc));
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut ready = Vec::with_capacity(32 * 1024);
+        let mut with_toolbar = Vec::new();
+        let mut client_gone = false;
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    log_ops("origin", &format!("page body read failed: {e}"));
+                    // A body cut short is not stored.
+                    if let Some(t) = tee.take() {
+                        drop(t);
+                    }
+                    break;
+                }
+            };
+            let chunk = &buf[..n];
+            if let Some(t) = tee.as_mut()
+                && t.write_all(chunk).is_err()
+            {
+                log_ops("cache", "writing the cached copy failed");
+                tee = None;
+            }
+            if client_gone {
+                continue;
+            }
+            let mut bytes = match rewriter.as_mut() {
+                Some(r) => {
+                    r.write(chunk, &mut ready);
+                    &ready[..]
+                }
+                None => chunk,
+            };
+            if let Some(t) = toolbar.as_mut() {
+                with_toolbar.clear();
+                t.push(bytes, &mut with_toolbar);
+                bytes = &with_toolbar[..];
+            }
+            if out.write_all(bytes).is_err() {
+                // The client left; the cached copy is still completed.
+                client_gone = true;
+            }
+            ready.clear();
+        }
+        if let Some(r) = rewriter {
+            let failure = r.end(&mut ready);
+            if let Some(t) = toolbar.as_mut() {
+                with_toolbar.clear();
+                t.push(&ready, &mut with_toolbar);
+                std::mem::swap(&mut ready, &mut with_toolbar);
+            }
+            if !client_gone {
+                let _ = out.write_all(&ready);
+            }
+            if let Some(why) = failure {
+                log_ops(
+                    "rewrite",
+                    &format!("rewriting stopped, the rest passed through unchanged: {why}"),
+                );
+            }
+        }
+        if let Some(t) = toolbar {
+            ready.clear();
+            t.finish(&mut ready);
+            if !client_gone {
+                let _ = out.write_all(&ready);
+            }
+        }
+        if let Some(t) = tee
+            && t.finish().is_err()
+        {
+            log_ops("cache", "finishing the cached copy failed");
+        }
+        let _ = out.finish();
+    }
+}
+
+/// The response to `req` from `backend`: the cached copy under `key` when there is a
+/// fresh one, else the origin's (passing Fastly's own cache), with the body to be
+/// copied into the cache when the origin allows it (`tee`).
+pub fn fetch(
+    mut req: Request,
+    backend: &str,
+    key: &[u8],
+) -> Result<(Response, Option<StreamingBody>), SendError> {
+    let mut lookup = Transaction::lookup(CacheKey::copy_from_slice(key));
+    for name in req.get_header_names() {
+        if let Some(v) = req.get_header(name) {
+            lookup = lookup.header(name, v);
+        }
+    }
+    let tx = match lookup.execute() {
+        Ok(tx) => tx,
+        Err(e) => {
+            log_ops(
+                "cache",
+                &format!("lookup failed, fetching without the cache: {e:?}"),
+            );
+            req.set_pass(true);
+            return req.send(backend).map(|r| (r, None));
+        }
+    };
+    let mut unreadable = false;
+    if let Some(found) = tx.found()
+        && !found.is_stale()
+    {
+        match from_cache(&found) {
+            Some(mut resp) => {
+                if tx.must_insert_or_update() {
+                    let _ = tx.cancel_insert_or_update();
+                }
+                resp.set_header(CACHE_HEADER, "hit");
+                return Ok((resp, None));
+            }
+            None => unreadable = true,
+        }
+    }
+    if unreadable {
+        log_ops(
+            "cache",
+            "a cached copy could not be read: fetching the origin's",
+        );
+    }
+    req.set_pass(true);
+    let mut resp = match req.send(backend) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.cancel_insert_or_update();
+            return Err(e);
+        }
+    };
+    let storage = freshness::storage(
+        resp.get_status().as_u16(),
+        platform::response_header(&resp, "cache-control"),
+        platform::response_header(&resp, "age"),
+        resp.contains_header("set-cookie"),
+        platform::response_header(&resp, "vary"),
+    );
+    let Storage::Store { ttl, age } = storage else {
+        if tx.must_insert_or_update() {
+            let _ = tx.cancel_insert_or_update();
+        }
+        if let Storage::Pass(why) = storage {
+            platform::set_response_header(&mut resp, CACHE_HEADER, &format!("pass ({why})"));
+        }
+        return Ok((resp, None));
+    };
+    let Some(meta) = stored(&resp) else {
+        let _ = tx.cancel_insert_or_update();
+        return Ok((resp, None));
+    };
+    let vary: Vec<HeaderName> = freshness::vary_names(platform::response_header(&resp, "vary"))
+        .into_iter()
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    if !tx.must_insert_or_update() {
+        resp.set_header(CACHE_HEADER, "miss (another request stores it)");
+        return Ok((resp, None));
+    }
+    let mut insert = tx
+        .insert(Duration::from_secs(ttl + age))
+        .initial_age(Duration::from_secs(age))
+        .user_metadata(meta);
+    // Only a non-empty rule: Viceroy 0.22 refuses an empty one (it parses "" as a header
+    // name), and no rule means no variation.
+    if !vary.is_empty() {
+        insert = insert.vary_by(vary.iter());
+    }
+    match insert.execute() {
+        Ok(tee) => {
+            resp.set_header(CACHE_HEADER, format!("miss (stored for {ttl} s)"));
+            Ok((resp, Some(tee)))
+        }
+        Err(e) => {
+            log_ops("cache", &format!("insert failed: {e:?}"));
+            Ok((resp, None))
+        }
+    }
+}
+
+/// The status and end-to-end headers of `resp`, for the cache (`None` when a header
+/// is not text: such a response is not stored).
+fn stored(resp: &Response) -> Option<Bytes> {
+    let mut headers = Vec::new();
+    for (name, value) in resp.get_headers() {
+        if UNSTORED.contains(&name.as_str()) {
+            continue;
+        }
+        headers.push((name.as_str().to_string(), value.to_str().ok()?.to_string()));
+    }
+    let meta = Stored {
+        status: resp.get_status().as_u16(),
+        headers,
+    };
+    serde_json::to_vec(&meta).ok().map(Bytes::from)
+}
+
+/// A response from a cached copy, with its `Age`.
+fn from_cache(found: &fastly::cache::core::Found) -> Option<Response> {
+    let meta: Stored = serde_json::from_slice(&found.user_metadata()).ok()?;
+    let body = found.to_stream().ok()?;
+    let mut resp = Response::from_status(StatusCode::from_u16(meta.status).ok()?);
+    for (name, value) in &meta.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.append_header(n, v);
+        }
+    }
+    resp.set_header("age", found.age().as_secs().to_string());
+    resp.set_body(body);
+    Some(resp)
+}
+
+/// The HTML of the fragment at `path` on `backend` (cached under `key`), or `None`
+/// (logged) when it cannot be had: refused, timed out, not 200, not HTML, too long.
+pub fn fragment(mut req: Request, backend: &str, key: &[u8]) -> Option<String> {
+    req.remove_header("accept-encoding");
+    req.set_header("accept-encoding", "identity");
+    let path = req.get_path().to_string();
+    let (mut resp, tee) = match fetch(req, backend, key) {
+        Ok(r) => r,
+        Err(e) => {
+            log_ops(
+                "fragment",
+                &format!(
+                    "fragment {path} from {backend} failed: {:?}",
+                    e.root_cause()
+                ),
+            );
+            return None;
+        }
+    };
+    if let Err(why) = edgeflags_engine::page::rewritable(
+        resp.get_status().as_u16(),
+        platform::response_header(&resp, "content-type"),
+        platform::response_header(&resp, "content-encoding"),
+    ) {
+        log_ops(
+            "fragment",
+            &format!("fragment {path} from {backend} left out: {why:?}"),
+        );
+        return None;
+    }
+    let mut body = resp.take_body();
+    let mut tee = tee;
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Some(t) = tee.as_mut()
+                    && t.write_all(&buf[..n]).is_err()
+                {
+                    tee = None;
+                }
+                if text.len() + n > MAX_FRAGMENT {
+                    log_ops(
+                        "fragment",
+                        &format!("fragment {path} is over {MAX_FRAGMENT} bytes: left out"),
+                    );
+                    return None;
+                }
+                text.extend_from_slice(&buf[..n]);
+            }
+            Err(e) => {
+                log_ops("fragment", &format!("fragment {path} body failed: {e}"));
+                return None;
+            }
+        }
+    }
+    if let Some(t) = tee {
+        let _ = t.finish();
+    }
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
