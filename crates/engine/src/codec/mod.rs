@@ -213,6 +213,32 @@ mod tests {
     }
 
     #[test]
+    fn edge_changes_follow_layers_and_holdouts_and_round_trip_with_or_without_them() {
+        let edge =
+            r##""edge":{"y":{"changes":[{"selector":"#b","action":"text","value":"hi {city}"}]}}"##;
+        // With layers and holdouts (the trailing sections in order), and without any (the
+        // layer and holdout lists are then written empty before the changes).
+        let with = ALLOCATED.replacen(
+            r#""default":"x","ramp""#,
+            &format!(r#""default":"x",{edge},"ramp""#),
+            1,
+        );
+        let without = format!(
+            r#"{{"flags":{{"c":{{"type":"string","variants":{{"x":"x","y":"y"}},"off_variant":"x","default":"y",{edge}}}}}}}"#
+        );
+        for (file, layers) in [(with.as_str(), 2), (without.as_str(), 0)] {
+            let snap = compile_packed(file, "v1").unwrap_or_else(|e| panic!("{e}: {file}"));
+            assert_eq!(snap.edits.variants.len(), 1, "{file}");
+            let body = encode(&snap);
+            let again = decode(&body).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(encode(&again), body);
+            assert_eq!(again.layers.len(), layers);
+            assert_eq!(again.edits.variants.len(), 1);
+            assert_eq!(again.edits.variants[0].changes[0].selector, "#b");
+        }
+    }
+
+    #[test]
     fn allocation_that_compile_refuses_is_refused_when_decoded() {
         let damaged = |change: &dyn Fn(&mut Snapshot)| {
             let mut snap = compile_packed(ALLOCATED, "v").unwrap_or_else(|e| panic!("{e}"));
