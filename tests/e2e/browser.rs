@@ -7,9 +7,8 @@
 //! `tests/browser/screenshots/` (git-ignored).
 
 use std::convert::Infallible;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use edgeflags_e2e::{cli_binary, root, runtime};
 use edgeflags_engine::console::{self, Login};
@@ -154,7 +153,7 @@ fn a_qa_person_previews_tokyo_shares_it_and_stops_in_chromium() {
     let shots = dir.join("screenshots");
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new("node")
+    let run = Command::new("node")
         .current_dir(&dir)
         .arg("console.mjs")
         .env("EDGE", &base)
@@ -166,19 +165,12 @@ fn a_qa_person_previews_tokyo_shares_it_and_stops_in_chromium() {
         .env("EXPIRED_SHARE", &expired_share)
         .env("SHOTS", &shots)
         .env("CHROMIUM", chromium())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    // Both pipes are read together (`output`), so a chatty stderr cannot stall it.
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    let status = run.status;
     assert!(status.success(), "the browser test failed:\n{out}\n{err}");
     assert!(out.contains("browser: done"), "{out}");
     assert!(shots.join("console.png").exists());

@@ -1,7 +1,6 @@
 //! OFREP at the edge: the protocol's bodies, statuses, ETag and CORS, context precedence,
 //! explain, and real OpenFeature providers talking to the edge served by Viceroy.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -403,23 +402,16 @@ fn real_openfeature_providers_read_the_edges_decisions() {
     let page_file =
         std::env::temp_dir().join(format!("edgeflags-bootstrap-{}.html", std::process::id()));
     std::fs::write(&page_file, &page.bytes).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new("node")
+    let run = Command::new("node")
         .current_dir(&client)
         .args(["run.mjs", &edge.url, TOKEN])
         .arg(&page_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    // Both pipes are read together (`output`), so a chatty stderr cannot stall it.
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    let status = run.status;
     assert!(
         status.success(),
         "the OpenFeature client failed:\n{err}\n{out}"
