@@ -84,13 +84,16 @@ fn the_dialects_quote_names_and_values_each_their_own_way() {
     );
     assert!(bq.contains(r"AND flag = 'it\'s a \\ test'"), "{bq}");
     assert!(
-        bq.contains("MIN_BY(split, COALESCE(ts, 0))")
-            && bq.contains("TO_JSON_STRING(a.first_split)")
+        bq.contains("MIN_BY(split_key, COALESCE(ts, 0))")
+            && bq.contains("FARM_FINGERPRINT(TO_JSON_STRING(split))")
+            && bq.contains("MIN(TO_JSON_STRING(split))"),
+        "{bq}"
     );
     let ch = ok(&["report", "--sql", "clickhouse", "--flag", hostile]);
     assert!(
         ch.contains("ARRAY JOIN e.variants AS v")
-            && ch.contains("argMin(seen_in, COALESCE(ts, 0))"),
+            && ch.contains("argMin(country_key, COALESCE(ts, 0))")
+            && ch.contains("cityHash64(variant)"),
         "{ch}"
     );
     assert!(

@@ -2,8 +2,8 @@
 //! [`edgeflags_engine::events::COLUMNS`]), rendered for DuckDB (run here, embedded), BigQuery
 //! and ClickHouse (printed by `report --sql`, run there), and the table's definition in
 //! each. The query is written once; a [`Dialect`] supplies only what the engines spell
-//! differently: quoting, the first value by time, a list as JSON text, one row per
-//! variant a conversion names, and settings.
+//! differently: quoting, the first value by time, a 64-bit hash, a list as JSON text, one
+//! row per variant a conversion names, and settings.
 //!
 //! What the query counts, per flag: each user once, by the variants of their exposures; a
 //! user exposed to more than one variant is counted apart (the rows whose `variant` is
@@ -11,6 +11,14 @@
 //! names that variant and comes at or after the user's first exposure (events without a
 //! time, as in hand-written logs, cannot be ordered and count); the country and split of
 //! a user are those of their first exposure.
+//!
+//! How it stays within memory: the steps with a row per user (100 million events from 10
+//! million users make 40 million of them) hold numbers only: the user's variant, country
+//! and split are carried as 64-bit hashes, turned back into text by the small `names`
+//! table at the end. An engine spills numbers to disk when the rows do not fit its memory
+//! limit; DuckDB 1.5 cannot spill the state of `arg_min` or `min` over a long string, which
+//! is what ran out of memory at 20 million events under the default 1.5 GB limit. Two
+//! distinct values of one flag would have to share a 64-bit hash to be confused.
 
 use edgeflags_engine::events::{COLUMNS, ColumnType};
 
@@ -87,6 +95,26 @@ impl Dialect {
         }
     }
 
+    /// A 64-bit hash of the string `x`: the per-user step keeps these numbers rather than
+    /// the strings, as an engine's aggregate states for strings (DuckDB's `arg_min` and
+    /// `min` of a long string) are held in memory that is not spilled to disk.
+    fn key(self, x: &str) -> String {
+        match self {
+            Dialect::Duckdb => format!("hash({x})"),
+            Dialect::Bigquery => format!("FARM_FINGERPRINT({x})"),
+            Dialect::Clickhouse => format!("cityHash64({x})"),
+        }
+    }
+
+    /// A 64-bit hash of the split list `x`.
+    fn split_key(self, x: &str) -> String {
+        match self {
+            Dialect::Duckdb => format!("hash({x})"),
+            Dialect::Bigquery => format!("FARM_FINGERPRINT(TO_JSON_STRING({x}))"),
+            Dialect::Clickhouse => format!("cityHash64({x})"),
+        }
+    }
+
     /// The split list as JSON text, `[{"variant": ..., "weight": ...}, ...]`.
     fn json_text(self, x: &str) -> String {
         match self {
@@ -140,50 +168,78 @@ impl Dialect {
             .map(|e| format!(" AND {event_column} = {}", self.literal(e)))
             .unwrap_or_default();
         let conversion_rows = self.conversion_rows(&source, &event_filter);
-        let first_country = self.first_by_time("seen_in");
-        let first_split = self.first_by_time("split");
-        let split_text = self.json_text("a.first_split");
+        let exposed_where = format!(
+            "FROM {source}\n  WHERE kind = 'exposure' AND {user} IS NOT NULL AND flag IS NOT NULL AND variant IS NOT NULL{flag_filter}"
+        );
+        let variant_key = self.key("variant");
+        let country_key = self.key("COALESCE(country, '??')");
+        let split_key = self.split_key("split");
+        let split_text = self.json_text("split");
+        let first_country = self.first_by_time("country_key");
+        let first_split = self.first_by_time("split_key");
+        let conversion_key = self.key("v.variant");
         let settings = self.settings();
         format!(
             "-- edgeflags report ({dialect}): users per flag, variant, country and split; users in more than
 -- one variant are the rows whose variant is NULL. Columns: {columns}.
+-- The per-user steps carry 64-bit hashes of variant, country and split (numbers, which
+-- every engine can move to disk), and `names` turns them back into text at the end.
 WITH exposures AS (
-  SELECT flag, {user} AS user_id, variant, ts, COALESCE(country, '??') AS seen_in, split
-  FROM {source}
-  WHERE kind = 'exposure' AND {user} IS NOT NULL AND flag IS NOT NULL AND variant IS NOT NULL{flag_filter}
+  SELECT flag, {user} AS user_id, {variant_key} AS variant_key, ts,
+    {country_key} AS country_key, {split_key} AS split_key
+  {exposed_where}
+),
+names AS (
+  SELECT flag, {variant_key} AS variant_key, {country_key} AS country_key,
+    {split_key} AS split_key, MIN(variant) AS variant_name, MIN(COALESCE(country, '??')) AS country_name,
+    MIN({split_text}) AS split_text
+  {exposed_where}
+  GROUP BY flag, variant_key, country_key, split_key
 ),
 assigned AS (
-  SELECT flag, user_id, MIN(variant) AS low_variant, MAX(variant) AS high_variant,
+  SELECT flag, user_id, MIN(variant_key) AS low_key, MAX(variant_key) AS high_key,
     MIN(ts) AS first_ts, {first_country} AS first_country, {first_split} AS first_split
   FROM exposures
   GROUP BY flag, user_id
 ),
 conversions AS (
-  SELECT user_id, ts, value, v.flag AS flag, v.variant AS variant FROM (
+  SELECT user_id, ts, value, v.flag AS flag, {conversion_key} AS variant_key FROM (
     {conversion_rows}
   ) AS named
 ),
 converted AS (
   SELECT a.flag AS flag, a.user_id AS user_id, SUM(COALESCE(c.value, 0)) AS value
   FROM assigned AS a
-  JOIN conversions AS c ON c.user_id = a.user_id AND c.flag = a.flag AND c.variant = a.low_variant
-  WHERE a.low_variant = a.high_variant AND (c.ts >= a.first_ts OR c.ts IS NULL OR a.first_ts IS NULL)
+  JOIN conversions AS c ON c.user_id = a.user_id AND c.flag = a.flag AND c.variant_key = a.low_key
+  WHERE a.low_key = a.high_key AND (c.ts >= a.first_ts OR c.ts IS NULL OR a.first_ts IS NULL)
   GROUP BY a.flag, a.user_id
 ),
 per_user AS (
   SELECT a.flag AS flag,
-    CASE WHEN a.low_variant = a.high_variant THEN a.low_variant END AS variant,
-    CASE WHEN a.low_variant = a.high_variant THEN a.first_country END AS country,
-    CASE WHEN a.low_variant = a.high_variant THEN {split_text} END AS split,
+    CASE WHEN a.low_key = a.high_key THEN a.low_key END AS variant_key,
+    CASE WHEN a.low_key = a.high_key THEN a.first_country END AS country_key,
+    CASE WHEN a.low_key = a.high_key THEN a.first_split END AS split_key,
     CASE WHEN c.user_id IS NULL THEN 0 ELSE 1 END AS is_converted,
     COALESCE(c.value, 0) AS user_value
   FROM assigned AS a
   LEFT JOIN converted AS c ON c.flag = a.flag AND c.user_id = a.user_id
+),
+grouped AS (
+  SELECT flag, variant_key, country_key, split_key, COUNT(*) AS users,
+    SUM(is_converted) AS converted, SUM(user_value) AS value_sum,
+    SUM(user_value * user_value) AS value_sq
+  FROM per_user
+  GROUP BY flag, variant_key, country_key, split_key
 )
-SELECT flag, variant, country, split, COUNT(*) AS users, SUM(is_converted) AS converted,
-  SUM(user_value) AS value_sum, SUM(user_value * user_value) AS value_sq
-FROM per_user
-GROUP BY flag, variant, country, split
+SELECT g.flag AS flag, v.variant_name AS variant, c.country_name AS country, s.split_text AS split, g.users AS users,
+  g.converted AS converted, g.value_sum AS value_sum, g.value_sq AS value_sq
+FROM grouped AS g
+LEFT JOIN (SELECT DISTINCT flag, variant_key, variant_name FROM names) AS v
+  ON v.flag = g.flag AND v.variant_key = g.variant_key
+LEFT JOIN (SELECT DISTINCT flag, country_key, country_name FROM names) AS c
+  ON c.flag = g.flag AND c.country_key = g.country_key
+LEFT JOIN (SELECT DISTINCT flag, split_key, split_text FROM names) AS s
+  ON s.flag = g.flag AND s.split_key = g.split_key
 ORDER BY flag, variant, country, split{settings}
 ",
             dialect = self.name(),
