@@ -11,6 +11,7 @@
 mod api;
 mod explain;
 mod flagfile;
+mod guard;
 mod input;
 mod keys;
 mod lint;
@@ -102,6 +103,18 @@ enum Command {
     ///
     /// Example: edgeflags report events.log --event purchase
     Report(report::ReportArgs),
+    /// Guard a rollout: read the events logs, compare each variant of each flag that is on
+    /// with a split or a ramp against the flag's off_variant on the origin error rate (and
+    /// with --event, a conversion rate), with the always-valid sequential test; when a
+    /// variant is worse with significance, push a version in which that flag is off
+    /// (serving its off_variant), recorded in the store's history with why.
+    ///
+    /// Exits 0 when no variant is worse (nothing written), 1 when it turned a flag off
+    /// (or would, with --dry-run), 2 on an error. Run it on a schedule next to the log
+    /// endpoint's files.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags guard 'logs/*.log.gz' --env production --event purchase
+    Guard(guard::GuardArgs),
     /// Mint a signed preview token that sets a visitor's geo, clock and variants.
     ///
     /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
@@ -149,6 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::ConsoleLink(args) => tokens::console_link(args),
         Command::Explain(args) => explain::explain(args),
         Command::Report(args) => report::report(args),
+        Command::Guard(args) => guard::guard(args),
         Command::Diff(args) => live::diff(args),
         Command::Push(args) => live::push(args),
         Command::Rollback(args) => live::rollback(args),

@@ -3,10 +3,12 @@
 //! the files into DuckDB and runs the query `query` writes (or `rows` reads a warehouse's
 //! result of that query), `rows` folds the result into counts, `summary` turns counts
 //! into figures with `stats`, `chart` draws figures; this file runs them and prints the
-//! table or the JSON, or prints the query for another engine.
+//! table or the JSON, or prints the query for another engine. `guardrail` counts what
+//! `edgeflags guard` compares, through the same load and query.
 
 mod chart;
 mod duck;
+pub(crate) mod guardrail;
 mod query;
 mod rows;
 mod stats;
