@@ -199,11 +199,9 @@ fn guarded_flags(file: &Value, only: Option<&str>) -> Result<Vec<(String, String
     }
     let splits = |f: &Value| {
         f["default"].get("split").is_some()
-            || f["rules"].as_array().is_some_and(|rules| {
-                rules
-                    .iter()
-                    .any(|r| r["serve"].get("split").is_some())
-            })
+            || f["rules"]
+                .as_array()
+                .is_some_and(|rules| rules.iter().any(|r| r["serve"].get("split").is_some()))
     };
     Ok(flags
         .iter()
@@ -306,12 +304,19 @@ mod tests {
         }});
         let got = guarded_flags(&file, None).unwrap_or_default();
         let names: Vec<(&str, &str)> = got.iter().map(|(f, c)| (f.as_str(), c.as_str())).collect();
-        assert_eq!(names, [("ramp", "off"), ("rule-split", "a"), ("split", "a")]);
+        assert_eq!(
+            names,
+            [("ramp", "off"), ("rule-split", "a"), ("split", "a")]
+        );
         assert_eq!(
             guarded_flags(&file, Some("plain")).unwrap_or_default(),
             [("plain".to_string(), "a".to_string())]
         );
-        assert!(guarded_flags(&file, Some("off")).unwrap_or_default().is_empty());
+        assert!(
+            guarded_flags(&file, Some("off"))
+                .unwrap_or_default()
+                .is_empty()
+        );
         assert!(guarded_flags(&file, Some("missing")).is_err());
     }
 
@@ -338,8 +343,26 @@ mod tests {
         );
         assert!(t.compare("f", "v1", &failing, "c", Worse::Lower).is_empty());
         // Healthy, and a small difference on few users: no harm shown.
-        assert!(t.compare("f", "v1", &of(users(50, 0), users(50, 0)), "e", Worse::Higher).is_empty());
-        assert!(t.compare("f", "v1", &of(users(50, 1), users(50, 3)), "e", Worse::Higher).is_empty());
+        assert!(
+            t.compare(
+                "f",
+                "v1",
+                &of(users(50, 0), users(50, 0)),
+                "e",
+                Worse::Higher
+            )
+            .is_empty()
+        );
+        assert!(
+            t.compare(
+                "f",
+                "v1",
+                &of(users(50, 1), users(50, 3)),
+                "e",
+                Worse::Higher
+            )
+            .is_empty()
+        );
         // Converting far less, on many users: harm on a conversion metric.
         let fewer = of(users(20_000, 2_000), users(20_000, 1_700));
         assert_eq!(t.compare("f", "v1", &fewer, "c", Worse::Lower).len(), 1);

@@ -557,7 +557,11 @@ fn guarded_store(name: &str) -> PathBuf {
         "--store",
         &store.to_string_lossy(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     store
 }
 
@@ -654,9 +658,14 @@ fn guard_leaves_healthy_variants_alone() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("origin errors: v2 0 of 20 (0.0%), v1 0 of 20 (0.0%); always-valid p = 1.000e0"),
+        text.contains(
+            "origin errors: v2 0 of 20 (0.0%), v1 0 of 20 (0.0%); always-valid p = 1.000e0"
+        ),
         "{text}"
     );
-    assert!(text.contains("no variant is worse than its control: nothing done"), "{text}");
+    assert!(
+        text.contains("no variant is worse than its control: nothing done"),
+        "{text}"
+    );
     assert_eq!(std::fs::read_to_string(&store).unwrap_or_default(), before);
 }

@@ -397,7 +397,9 @@ mod tests {
         let s = summary::summarise(&local(&log, query::Filter::default()), None, 0.01);
         let text = table(&s, "", Some("buy"), false);
         assert!(
-            text.contains("  always valid, v2 vs v1: [-1.66, +11.64] pts, p = 0.201 (mSPRT, tau 0.01)\n"),
+            text.contains(
+                "  always valid, v2 vs v1: [-1.66, +11.64] pts, p = 0.201 (mSPRT, tau 0.01)\n"
+            ),
             "{text}"
         );
         // Beside it, the fixed-horizon interval already excludes 0.

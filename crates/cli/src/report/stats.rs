@@ -218,9 +218,15 @@ mod tests {
         let (p, lo, hi) =
             always_valid((150, 1000), (100, 1000), 0.05, 0.01).unwrap_or_else(|| panic!("figures"));
         assert!((p - 0.200_959).abs() < 1e-6, "{p}");
-        assert!((lo + 0.016_595).abs() < 1e-6 && (hi - 0.116_395).abs() < 1e-6, "[{lo}, {hi}]");
+        assert!(
+            (lo + 0.016_595).abs() < 1e-6 && (hi - 0.116_395).abs() < 1e-6,
+            "[{lo}, {hi}]"
+        );
         // Tiny arms: the interval is cut to the differences rates can have, p is 1.
-        assert_eq!(always_valid((2, 2), (1, 2), 0.05, 0.01), Some((1.0, -1.0, 1.0)));
+        assert_eq!(
+            always_valid((2, 2), (1, 2), 0.05, 0.01),
+            Some((1.0, -1.0, 1.0))
+        );
         assert_eq!(always_valid((2, 2), (0, 0), 0.05, 0.01), None);
         assert_eq!(always_valid((2, 2), (1, 2), 0.05, 0.0), None);
     }

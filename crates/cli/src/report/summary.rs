@@ -216,12 +216,13 @@ pub fn summarise(tally: &Tally, asked: Option<&str>, tau: f64) -> Summary {
                 .collect();
             let vs_control = (*variant != control).then(|| {
                 let (diff, dlo, dhi) = difference((c, n), control_counts);
-                let sequential = always_valid((c, n), control_counts, SEQUENTIAL_ALPHA, tau)
-                    .map(|(p, lo, hi)| Sequential {
+                let sequential = always_valid((c, n), control_counts, SEQUENTIAL_ALPHA, tau).map(
+                    |(p, lo, hi)| Sequential {
                         ci95: [lo, hi],
                         p,
                         tau,
-                    });
+                    },
+                );
                 VsControl {
                     ci95: [dlo, dhi],
                     control: control.clone(),
