@@ -1,6 +1,7 @@
 //! The `edgeflags` command: validate, lint and pack flag files, explain and simulate
 //! decisions, push them to the live store per environment (with history, rollback to any
-//! kept version and promotion), report on experiments, and mint preview tokens.
+//! kept version and promotion), report on experiments, guard rollouts, and mint preview
+//! tokens.
 //!
 //! This file parses the command line and hands each command to its room, one module per
 //! command group next to its arguments. Arrows point one way: `main` names the commands; a

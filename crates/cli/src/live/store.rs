@@ -23,7 +23,7 @@ pub struct LiveStore {
 }
 
 enum At {
-    Api(ApiStore),
+    Api(Box<ApiStore>),
     File(PathBuf),
 }
 
@@ -39,11 +39,11 @@ impl LiveStore {
     pub fn connect(store_id: &str, api_url: &str) -> Result<LiveStore> {
         let (api, rt) = api::connect(api_url, StoreKind::Config)?;
         Ok(LiveStore {
-            at: At::Api(ApiStore {
+            at: At::Api(Box::new(ApiStore {
                 api,
                 store_id: store_id.to_string(),
                 rt,
-            }),
+            })),
         })
     }
 
