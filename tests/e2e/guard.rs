@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use edgeflags_e2e::{AppSpec, Behaviour, Req, Store, app, cli_binary, demo_flags, packed};
+use edgeflags_engine::events::{Event, Kind, Served};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -120,14 +121,15 @@ fn guard_turns_off_the_flag_whose_variant_fails_at_the_origin_and_the_edge_serve
         .filter(|e| e["kind"] == "error")
         .collect();
     assert_eq!(errors.len(), failed, "{errors:?}");
-    for e in &errors {
+    for e in errors {
+        let e: Event = serde_json::from_value(e).unwrap_or_else(|err| panic!("{err}"));
+        let v2 = Served {
+            flag: "checkout".into(),
+            variant: "v2".into(),
+        };
         assert_eq!(
-            (&e["error"], &e["status"], &e["variants"]),
-            (
-                &serde_json::json!("status"),
-                &serde_json::json!(500),
-                &serde_json::json!([{"flag": "checkout", "variant": "v2"}])
-            )
+            (e.kind, e.error.as_deref(), e.status, e.variants),
+            (Kind::Error, Some("status"), Some(500), vec![v2])
         );
     }
     let log = events_log(&logs, &users, "failing.log");

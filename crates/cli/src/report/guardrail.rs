@@ -194,6 +194,18 @@ edgeflags_ops :: {"kind":"origin","message":"backend origin_eu answered 500"}
                 ("v2".to_string(), users(3, 1)),
             ]))
         );
+        // The same events as plain JSON lines (a log endpoint's files): the same counts.
+        let plain: String = LOG
+            .lines()
+            .filter_map(|l| l.strip_prefix("edgeflags_events :: "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let ndjson = dir.path().join("events.ndjson");
+        std::fs::write(&ndjson, plain).unwrap_or_else(|e| panic!("{e}"));
+        let same =
+            counts(&[ndjson], None, Some("buy"), "256MB").unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!((same.lines, same.error_events), (15, 7));
+        assert_eq!((same.errors, same.conversions), (c.errors, c.conversions));
         let none = counts(
             &[dir.path().join("events.log")],
             Some("other"),
