@@ -100,7 +100,9 @@ enum Command {
     Promote(live::PromoteArgs),
     /// Summarise an exposure/conversion log (JSON lines from the `edgeflags_events`
     /// endpoint): per flag and variant, users exposed, users converted, conversion rate
-    /// with a 95% interval, and a chart; per country, users exposed.
+    /// with a 95% interval, the difference against the control with its fixed-horizon and
+    /// always-valid (sequential) intervals and p-value, and a chart; per country, users
+    /// exposed.
     ///
     /// Example: edgeflags report events.log --event purchase
     Report(report::ReportArgs),

@@ -143,9 +143,9 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
 
 /// The report for people: per flag, a row per variant with its rate, interval, difference
 /// against the control and a bar; a line per variant with the always-valid comparison;
-/// then users exposed per country (with `by_country`,
-/// conversions and rates too); the value per user when conversions have values; the users
-/// left out for being in more than one variant; the sample-ratio check.
+/// then users exposed per country (with `by_country`, conversions and rates too); the
+/// value per user when conversions have values; the users left out for being in more than
+/// one variant; the sample-ratio check.
 fn table(summary: &Summary, source: &str, event: Option<&str>, by_country: bool) -> String {
     let mut out = format!(
         "{source}{}\n",

@@ -1,8 +1,8 @@
 //! The report's figures from the counts: per flag and variant, the conversion rate with its
 //! interval, the difference against the control (fixed-horizon and always-valid), and the
-//! value per user; per flag, the
-//! users left out for being in more than one variant and the sample-ratio check. One typed
-//! record, which `--json` prints and the table and chart read.
+//! value per user; per flag, the users left out for being in more than one variant and the
+//! sample-ratio check. One typed record, which `--json` prints and the table and chart
+//! read.
 
 use std::collections::BTreeMap;
 
