@@ -48,8 +48,8 @@ pub struct GuardArgs {
     alpha: f64,
     /// The mixing scale of the test: the standard deviation of the normal mixture over
     /// the difference of rates, about the size of harm to catch soonest (0.05 is five
-    /// points: a broken variant is caught within a few dozen users a side, while a
-    /// one-point harm still shows on tens of thousands).
+    /// points: a variant whose every request fails is caught at about 9 users a side, one
+    /// failing 20% at about 65; a one-point harm takes thousands).
     #[arg(long, default_value_t = 0.05)]
     tau: f64,
     /// A local store file (as `pack --store` writes and Viceroy reads) instead of the
