@@ -8,11 +8,13 @@
 //! breaks (a bad chunk, a connection cut mid-body) is told apart from a backend that
 //! fails: the first is the client's 400, the second a 502/504 with an origin line in the
 //! log. A failing origin (refused, timed out, 5xx) gets one try of the fallback route,
-//! then a plain error page with the right status.
+//! then a plain error page with the right status; the routed origin's failure is also an
+//! `error` event with the request's variants (`crate::events::origin_error`).
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use edgeflags_engine::events::OriginFailure;
 use edgeflags_engine::forward::{self, Forwarded};
 use edgeflags_engine::{Route, target};
 use fastly::http::body::StreamingBody;
@@ -133,15 +135,20 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
             log_ops("client", &format!("request body could not be read: {why}"));
             return Failure::ClientBody(why).page().into();
         }
-        Err(first) => match (fallback, retry, kept) {
-            (Some(fb), Some(again), Some(upload)) => {
-                match send(again, fb, &original_path, &content, upload).0 {
-                    Ok(r) => (fb, r),
-                    Err(_) => return finish(first.page().into(), &rc),
-                }
+        Err(first) => {
+            if let Some(failure) = first.origin() {
+                crate::events::origin_error(snapshot, &loaded.version, &rc, &evals, failure);
             }
-            _ => return finish(first.page().into(), &rc),
-        },
+            match (fallback, retry, kept) {
+                (Some(fb), Some(again), Some(upload)) => {
+                    match send(again, fb, &original_path, &content, upload).0 {
+                        Ok(r) => (fb, r),
+                        Err(_) => return finish(first.page().into(), &rc),
+                    }
+                }
+                _ => return finish(first.page().into(), &rc),
+            }
+        }
     };
     let (resp, tee) = fetched;
     let mut out = Outgoing::fetched(resp, tee);
@@ -272,6 +279,16 @@ enum Failure {
 }
 
 impl Failure {
+    /// The origin's failure as the events record names it; `None` for the client's.
+    fn origin(&self) -> Option<OriginFailure> {
+        match self {
+            Failure::ClientBody(_) => None,
+            Failure::Unreachable => Some(OriginFailure::Unreachable),
+            Failure::Timeout => Some(OriginFailure::Timeout),
+            Failure::Status(s) => Some(OriginFailure::Status(s.as_u16())),
+        }
+    }
+
     fn page(&self) -> Response {
         match self {
             Failure::ClientBody(_) => status_page(

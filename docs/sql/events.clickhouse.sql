@@ -13,7 +13,9 @@ CREATE TABLE analytics.edgeflags_events (
   `snapshot` Nullable(String),
   `user` Nullable(String),
   `country` Nullable(String),
-  `device` Nullable(String)
+  `device` Nullable(String),
+  `error` Nullable(String),
+  `status` Nullable(Int64)
 )
 ENGINE = MergeTree
 ORDER BY (kind, ts);

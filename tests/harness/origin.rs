@@ -28,6 +28,9 @@ pub enum Behaviour {
     Demo(&'static str),
     /// The test pages of `crate::pages`, else the demo origin's for this region.
     Site(&'static str),
+    /// 500 when the `edgeflags-decisions` header it receives has this decision (the
+    /// origin of one variant failing, such as `checkout=v2`), else as `Echo`.
+    FailFor(&'static str),
 }
 
 /// One request an origin received.
@@ -127,6 +130,16 @@ async fn answer(
     };
     record.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
     match behaviour {
+        Behaviour::FailFor(marker)
+            if headers.iter().any(|(k, v)| {
+                k == "edgeflags-decisions" && v.split("; ").any(|d| d == *marker)
+            }) =>
+        {
+            Response::builder()
+                .status(500)
+                .body(Body::from(format!("origin {backend} failing for {marker}")))
+                .unwrap_or_default()
+        }
         Behaviour::Status(code) => Response::builder()
             .status(*code)
             .body(Body::from(format!("origin {backend} failing with {code}")))
@@ -151,7 +164,7 @@ async fn answer(
             tokio::time::sleep(*d).await;
             Response::new(Body::from("too late"))
         }
-        Behaviour::Echo | Behaviour::Refuse => {
+        Behaviour::Echo | Behaviour::Refuse | Behaviour::FailFor(_) => {
             let mut map = serde_json::Map::new();
             for (k, v) in headers {
                 map.insert(k, v.into());

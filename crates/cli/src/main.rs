@@ -1,6 +1,7 @@
 //! The `edgeflags` command: validate, lint and pack flag files, explain and simulate
 //! decisions, push them to the live store per environment (with history, rollback to any
-//! kept version and promotion), report on experiments, and mint preview tokens.
+//! kept version and promotion), report on experiments, guard rollouts, and mint preview
+//! tokens.
 //!
 //! This file parses the command line and hands each command to its room, one module per
 //! command group next to its arguments. Arrows point one way: `main` names the commands; a
@@ -11,6 +12,7 @@
 mod api;
 mod explain;
 mod flagfile;
+mod guard;
 mod input;
 mod keys;
 mod lint;
@@ -98,10 +100,24 @@ enum Command {
     Promote(live::PromoteArgs),
     /// Summarise an exposure/conversion log (JSON lines from the `edgeflags_events`
     /// endpoint): per flag and variant, users exposed, users converted, conversion rate
-    /// with a 95% interval, and a chart; per country, users exposed.
+    /// with a 95% interval, the difference against the control with its fixed-horizon and
+    /// always-valid (sequential) intervals and p-value, and a chart; per country, users
+    /// exposed.
     ///
     /// Example: edgeflags report events.log --event purchase
     Report(report::ReportArgs),
+    /// Guard a rollout: read the events logs, compare each variant of each flag that is on
+    /// with a split or a ramp against the flag's off_variant on the origin error rate (and
+    /// with --event, a conversion rate), with the always-valid sequential test; when a
+    /// variant is worse with significance, push a version in which that flag is off
+    /// (serving its off_variant), recorded in the store's history with why.
+    ///
+    /// Exits 0 when no variant is worse (nothing written), 1 when it turned a flag off
+    /// (or would, with --dry-run), 2 on an error. Run it on a schedule next to the log
+    /// endpoint's files.
+    ///
+    /// Example: FASTLY_API_TOKEN=... edgeflags guard 'logs/*.log.gz' --env production --event purchase
+    Guard(guard::GuardArgs),
     /// Mint a signed preview token that sets a visitor's geo, clock and variants.
     ///
     /// Send it as the `edgeflags-preview` header (or the `ef_preview` cookie or query
@@ -149,6 +165,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::ConsoleLink(args) => tokens::console_link(args),
         Command::Explain(args) => explain::explain(args),
         Command::Report(args) => report::report(args),
+        Command::Guard(args) => guard::guard(args),
         Command::Diff(args) => live::diff(args),
         Command::Push(args) => live::push(args),
         Command::Rollback(args) => live::rollback(args),

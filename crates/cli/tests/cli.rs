@@ -538,3 +538,134 @@ fn lint_finds_each_kind_of_stale_flag_and_nothing_in_the_demo() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fix these first"));
 }
+
+/// A flag file with `checkout` under a 50/50 split, packed into a local store file.
+fn guarded_store(name: &str) -> PathBuf {
+    let flags = scratch(&format!("{name}-flags.json"));
+    std::fs::write(
+        &flags,
+        r#"{"flags": {"checkout": {"type": "string", "variants": {"v1": "classic", "v2": "one-page"},
+            "off_variant": "v1", "exposure_sample": 1.0,
+            "default": {"split": [{"variant": "v1", "weight": 50}, {"variant": "v2", "weight": 50}]}}}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let store = scratch(&format!("{name}-store.json"));
+    let _ = std::fs::remove_file(&store);
+    let out = edgeflags(&[
+        "pack",
+        &flags.to_string_lossy(),
+        "--store",
+        &store.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    store
+}
+
+/// 20 users a variant; every v2 user (and no v1 user) gets an origin error when `failing`.
+fn guard_log(name: &str, failing: bool) -> PathBuf {
+    let mut log = String::new();
+    for u in 0..40 {
+        let variant = if u % 2 == 0 { "v1" } else { "v2" };
+        log.push_str(&format!(
+            "edgeflags_events :: {{\"schema_version\":3,\"kind\":\"exposure\",\"ts\":1000,\"flag\":\"checkout\",\"variant\":\"{variant}\",\"user\":\"u{u}\"}}\n"
+        ));
+        if failing && variant == "v2" {
+            log.push_str(&format!(
+                "edgeflags_events :: {{\"schema_version\":3,\"kind\":\"error\",\"ts\":1000,\"variants\":[{{\"flag\":\"checkout\",\"variant\":\"v2\"}}],\"user\":\"u{u}\",\"error\":\"status\",\"status\":500}}\n"
+            ));
+        }
+    }
+    let file = scratch(&format!("{name}.log"));
+    std::fs::write(&file, log).unwrap_or_else(|e| panic!("{e}"));
+    file
+}
+
+fn live_checkout(store: &PathBuf) -> serde_json::Value {
+    let items: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(store).unwrap_or_default())
+            .unwrap_or_default();
+    let loaded = edgeflags_engine::pack::read(|k| items.get(k).cloned(), None)
+        .result
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let source = edgeflags_engine::payload::source(&loaded.payload).unwrap_or_default();
+    let file: serde_json::Value = serde_json::from_str(&source).unwrap_or_default();
+    file["flags"]["checkout"].clone()
+}
+
+#[test]
+fn guard_turns_a_flag_whose_variant_fails_off_through_the_two_slots_and_says_why() {
+    let store = guarded_store("guard-harm");
+    let log = guard_log("guard-harm", true);
+    let (store_s, log_s) = (store.to_string_lossy(), log.to_string_lossy());
+    let before = std::fs::read_to_string(&store).unwrap_or_default();
+    let dry = edgeflags(&["guard", &log_s, "--local", &store_s, "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("origin errors: v2 20 of 20 (100.0%), v1 0 of 20 (0.0%); always-valid p = "),
+        "{text}"
+    );
+    assert!(text.contains("dry run: would push version"), "{text}");
+    assert_eq!(std::fs::read_to_string(&store).unwrap_or_default(), before);
+
+    let out = edgeflags(&["guard", &log_s, "--local", &store_s]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("pushed version"), "{text}");
+    assert_eq!(live_checkout(&store)["on"], serde_json::json!(false));
+    // An ordinary push: into the other slot, recorded with the reason.
+    let items: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(&store).unwrap_or_default())
+            .unwrap_or_default();
+    let kept = edgeflags_engine::history::read(&items);
+    let last = kept
+        .records
+        .last()
+        .unwrap_or_else(|| panic!("no history in {items:?}"));
+    assert_eq!(
+        (last.action.name(), last.author.as_str()),
+        ("push", "edgeflags guard")
+    );
+    assert_eq!(last.changes, ["~ flag checkout: on"], "{last:?}");
+    assert!(
+        last.message.starts_with(
+            "guard: `checkout` off (serves v1): origin errors v2 20 of 20 (100.0%), v1 0 of 20 (0.0%), always-valid p = "
+        ),
+        "{}",
+        last.message
+    );
+    // The next run finds the flag off: nothing to guard.
+    let again = edgeflags(&["guard", &log_s, "--local", &store_s]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to guard"));
+}
+
+#[test]
+fn guard_leaves_healthy_variants_alone() {
+    let store = guarded_store("guard-healthy");
+    let log = guard_log("guard-healthy", false);
+    let before = std::fs::read_to_string(&store).unwrap_or_default();
+    let out = edgeflags(&[
+        "guard",
+        &log.to_string_lossy(),
+        "--local",
+        &store.to_string_lossy(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "origin errors: v2 0 of 20 (0.0%), v1 0 of 20 (0.0%); always-valid p = 1.000e0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("no variant is worse than its control: nothing done"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&store).unwrap_or_default(), before);
+}

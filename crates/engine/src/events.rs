@@ -1,4 +1,4 @@
-//! Exposure and conversion events: one typed, versioned record for both, which the edge
+//! Exposure, conversion and origin error events: one typed, versioned record for all, which the edge
 //! writes as a JSON line to its events log endpoint and analysis reads back as a table
 //! row (DuckDB here, BigQuery or ClickHouse at scale; the columns are [`COLUMNS`],
 //! documented in `docs/events.md`).
@@ -9,7 +9,9 @@
 //! weights of the rule or default that bucketed the user), so a sample-ratio check needs
 //! nothing but the log. Version 1 is the record the edge wrote before the version field
 //! existed: no `schema_version`, no `rule` or `split`, and `variants` an object; it still
-//! deserialises.
+//! deserialises. Version 3 adds the origin error event (`kind` `error`, with `error` and
+//! `status`), which carries the request's variants as a conversion does, so a guard can
+//! compare variants on their origin error rate.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -20,9 +22,10 @@ use crate::eval::{Evaluation, Reason};
 use crate::model::{Serve, Snapshot};
 
 /// The version of the record this engine writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// What happened: a user was served a variant, or did what the experiment measures.
+/// What happened: a user was served a variant, did what the experiment measures, or got
+/// an origin failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -30,6 +33,39 @@ pub enum Kind {
     Exposure,
     /// The user converted (`POST /.edgeflags/track`).
     Conversion,
+    /// The origin of a page request failed: it answered 5xx, could not be reached or did
+    /// not answer in time (version 3).
+    Error,
+}
+
+/// How an origin failed a page request, for an [`Kind::Error`] event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFailure {
+    /// It answered with this 5xx status.
+    Status(u16),
+    /// It could not be reached (refused, reset, no route).
+    Unreachable,
+    /// It did not answer in time.
+    Timeout,
+}
+
+impl OriginFailure {
+    /// The `error` column's value: `status`, `unreachable` or `timeout`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OriginFailure::Status(_) => "status",
+            OriginFailure::Unreachable => "unreachable",
+            OriginFailure::Timeout => "timeout",
+        }
+    }
+
+    /// The status the origin answered, for `status`.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            OriginFailure::Status(s) => Some(s),
+            OriginFailure::Unreachable | OriginFailure::Timeout => None,
+        }
+    }
 }
 
 /// One variant's share of a split, in buckets out of [`BUCKETS`].
@@ -50,14 +86,14 @@ pub struct Served {
     pub variant: String,
 }
 
-/// One event: an exposure or a conversion. Fields of the other kind are `None` or empty
-/// and are left out of the JSON line.
+/// One event: an exposure, a conversion or an origin error. Fields of the other kinds are
+/// `None` or empty and are left out of the JSON line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// [`SCHEMA_VERSION`] when written by this engine; 1 for lines without it.
     #[serde(default = "version_1")]
     pub schema_version: u32,
-    /// Exposure or conversion.
+    /// Exposure, conversion or error.
     pub kind: Kind,
     /// When, in milliseconds since the Unix epoch (the request's clock).
     #[serde(default)]
@@ -84,7 +120,8 @@ pub struct Event {
     /// The conversion's value, such as an amount (conversions, optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
-    /// The variants the user is served, of every flag with exposure logging (conversions).
+    /// The variants the user is served, of every flag with exposure logging (conversions
+    /// and errors).
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
@@ -103,6 +140,12 @@ pub struct Event {
     /// The device class, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// How the origin failed: `status`, `unreachable` or `timeout` (errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The status the origin answered, for `error` `status` (errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 fn version_1() -> u32 {
@@ -193,8 +236,16 @@ pub fn sampled_exposures<'e, 's>(
 /// from the client): one per flag with exposure logging (`exposure_sample` above 0) that
 /// serves a variant, in key order.
 pub fn served(snapshot: &Snapshot, ctx: &Context, now: DateTime<Utc>) -> Vec<Served> {
-    snapshot
-        .evaluate_all(ctx, now)
+    let evals: Vec<_> = snapshot.evaluate_all(ctx, now).collect();
+    served_of(snapshot, &evals)
+}
+
+/// The variants of a request's evaluations `evals` that an event carries: one per flag
+/// with exposure logging (`exposure_sample` above 0) that serves a variant, in the order
+/// given ([`Snapshot::evaluate_all`]'s: key order).
+pub fn served_of(snapshot: &Snapshot, evals: &[Evaluation<'_>]) -> Vec<Served> {
+    evals
+        .iter()
         .filter(|e| {
             snapshot
                 .flag(e.key)
@@ -227,6 +278,8 @@ impl Event {
             user: at.user.map(str::to_string),
             country: at.country.map(str::to_string),
             device: at.device.map(str::to_string),
+            error: None,
+            status: None,
         }
     }
 
@@ -258,6 +311,17 @@ impl Event {
             value,
             variants,
             ..Event::of(Kind::Conversion, at)
+        }
+    }
+
+    /// An origin failure of a page request whose user is served `variants` (see
+    /// [`served_of`]).
+    pub fn origin_error(failure: OriginFailure, variants: Vec<Served>, at: Origin<'_>) -> Event {
+        Event {
+            variants,
+            error: Some(failure.name().to_string()),
+            status: failure.status(),
+            ..Event::of(Kind::Error, at)
         }
     }
 
@@ -336,7 +400,8 @@ pub struct Column {
     pub name: &'static str,
     /// Its type.
     pub ty: ColumnType,
-    /// Which events have it: `both`, `exposure` or `conversion`.
+    /// Which events have it: `all`, or the kinds that do (`exposure`, `conversion`,
+    /// `error`).
     pub kinds: &'static str,
     /// What it holds.
     pub meaning: &'static str,
@@ -348,19 +413,19 @@ pub const COLUMNS: &[Column] = &[
     Column {
         name: "schema_version",
         ty: ColumnType::Int64,
-        kinds: "both",
-        meaning: "the record's version: 2; NULL (absent) in lines written before it existed, which are version 1",
+        kinds: "all",
+        meaning: "the record's version: 3; NULL (absent) in lines written before it existed, which are version 1",
     },
     Column {
         name: "kind",
         ty: ColumnType::String,
-        kinds: "both",
-        meaning: "`exposure` or `conversion`",
+        kinds: "all",
+        meaning: "`exposure`, `conversion` or `error` (version 3)",
     },
     Column {
         name: "ts",
         ty: ColumnType::Int64,
-        kinds: "both",
+        kinds: "all",
         meaning: "when, in milliseconds since the Unix epoch (the request's clock)",
     },
     Column {
@@ -408,32 +473,44 @@ pub const COLUMNS: &[Column] = &[
     Column {
         name: "variants",
         ty: ColumnType::Served,
-        kinds: "conversion",
+        kinds: "conversion, error",
         meaning: "the variant the user is served of every flag with exposure logging, recomputed by the edge",
     },
     Column {
         name: "snapshot",
         ty: ColumnType::String,
-        kinds: "both",
+        kinds: "all",
         meaning: "the snapshot version that decided",
     },
     Column {
         name: "user",
         ty: ColumnType::String,
-        kinds: "both",
+        kinds: "all",
         meaning: "the user as HMAC-SHA256 of the user key with the `user_hash_key` secret, 16 bytes in hex; NULL without that secret",
     },
     Column {
         name: "country",
         ty: ColumnType::String,
-        kinds: "both",
+        kinds: "all",
         meaning: "the user's country (ISO 3166-1 alpha-2), when known",
     },
     Column {
         name: "device",
         ty: ColumnType::String,
-        kinds: "both",
+        kinds: "all",
         meaning: "the device class (`mobile`, `tablet`, `desktop`, `tv`, `bot`), when known",
+    },
+    Column {
+        name: "error",
+        ty: ColumnType::String,
+        kinds: "error",
+        meaning: "how the origin failed the page request: `status` (it answered 5xx), `unreachable` or `timeout` (version 3)",
+    },
+    Column {
+        name: "status",
+        ty: ColumnType::Int64,
+        kinds: "error",
+        meaning: "the 5xx status the origin answered, for `error` `status` (version 3)",
     },
 ];
 
@@ -514,14 +591,14 @@ mod tests {
         // serde_json's map is sorted; the line itself keeps the declaration order.
         assert!(
             line.starts_with(
-                r#"{"schema_version":2,"kind":"exposure","ts":1764400000000,"flag":"checkout","#
+                r#"{"schema_version":3,"kind":"exposure","ts":1764400000000,"flag":"checkout","#
             ),
             "{line}"
         );
         for k in &keys {
             assert!(COLUMNS.iter().any(|c| c.name == *k), "{k} is not a column");
         }
-        for absent in ["event", "value", "variants", "device"] {
+        for absent in ["event", "value", "variants", "device", "error", "status"] {
             assert!(!keys.contains(&absent), "{absent} in {line}");
         }
         let c = Event::conversion(
@@ -535,7 +612,7 @@ mod tests {
         );
         assert_eq!(
             c.to_line(),
-            r#"{"schema_version":2,"kind":"conversion","ts":1764400000000,"event":"purchase","value":42.5,"variants":[{"flag":"checkout","variant":"v2"}],"snapshot":"abc","user":"00ff","country":"US"}"#
+            r#"{"schema_version":3,"kind":"conversion","ts":1764400000000,"event":"purchase","value":42.5,"variants":[{"flag":"checkout","variant":"v2"}],"snapshot":"abc","user":"00ff","country":"US"}"#
         );
     }
 
@@ -549,6 +626,8 @@ mod tests {
                 flag: "f".into(),
                 variant: "v".into(),
             }],
+            error: Some("status".into()),
+            status: Some(502),
             ..exposure_in("JP")
         };
         let v: serde_json::Value = serde_json::from_str(&full.to_line()).unwrap_or_default();
@@ -655,6 +734,34 @@ mod tests {
             },
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_origin_error_carries_the_failure_and_the_variants_of_the_logged_flags() {
+        let snapshot = three_flags();
+        let now = Utc.timestamp_millis_opt(0).single().unwrap_or_default();
+        let ctx = Context::with_key("u1").with("country", "FR");
+        let evals: Vec<_> = snapshot.evaluate_all(&ctx, now).collect();
+        let variants = served_of(&snapshot, &evals);
+        // The same variants a conversion of this user carries.
+        assert_eq!(variants, served(&snapshot, &ctx, now));
+        let e = Event::origin_error(OriginFailure::Status(503), variants, at("FR"));
+        assert_eq!(
+            e.to_line(),
+            r#"{"schema_version":3,"kind":"error","ts":1764400000000,"variants":[{"flag":"checkout","variant":"v2"},{"flag":"half","variant":"on"}],"snapshot":"abc","user":"00ff","country":"FR","error":"status","status":503}"#
+        );
+        let back: Event = serde_json::from_str(&e.to_line()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(back, e);
+        for (failure, name) in [
+            (OriginFailure::Unreachable, "unreachable"),
+            (OriginFailure::Timeout, "timeout"),
+        ] {
+            let e = Event::origin_error(failure, Vec::new(), at("FR"));
+            assert_eq!(
+                (e.kind, e.error.as_deref(), e.status),
+                (Kind::Error, Some(name), None)
+            );
+        }
     }
 
     #[test]

@@ -28,6 +28,16 @@
 //! sizes of web experiments). `τ` is the scale of differences the test is tuned to find:
 //! the paper suggests the size of effects one expects; the interval is tightest when
 //! `s²` is near `τ²`. Pure arithmetic: no clock, randomness or I/O.
+//!
+//! The plug-in variance is zero when an arm converts 0 % or 100 % of its users, which
+//! measures nothing (a failing origin does exactly that: every user of one variant gets
+//! an error, none of the other's). [`Arm::adjusted`] is Agresti and Caffo's adjustment
+//! (one conversion and one non-conversion added to each arm; "Simple and effective
+//! confidence intervals for proportions and differences of proportions result from
+//! adding two successes and two failures", *The American Statistician* 54(4), 2000),
+//! which the report and the guard apply before a look: it keeps the variance positive,
+//! pulls small arms towards 50 %, and changes nothing that matters at web sample sizes.
+//! Combining it with the mSPRT is this project's choice, not the paper's.
 
 /// One arm of an experiment so far: its users and how many of them converted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +49,15 @@ pub struct Arm {
 }
 
 impl Arm {
+    /// Agresti and Caffo's adjusted arm: one conversion and one non-conversion added
+    /// (two users, one of whom converted), so an arm at 0 % or 100 % still has a variance.
+    pub fn adjusted(self) -> Arm {
+        Arm {
+            users: self.users.saturating_add(2),
+            conversions: self.conversions.saturating_add(1),
+        }
+    }
+
     /// The arm's conversion rate and the plug-in variance of that rate, `None` when the
     /// arm has no users or more conversions than users.
     fn rate(self) -> Option<(f64, f64)> {
@@ -130,6 +149,18 @@ impl Monitor {
         self.lower = self.lower.max(look.lower);
         self.upper = self.upper.min(look.upper);
         Some(look)
+    }
+
+    /// Looks at the counts of both arms after [`Arm::adjusted`], as the report and the
+    /// guard do; `None` (and nothing folded) when either arm has no users or more
+    /// conversions than users.
+    pub fn look_adjusted(&mut self, control: Arm, treatment: Arm) -> Option<Look> {
+        for arm in [control, treatment] {
+            if arm.users == 0 || arm.conversions > arm.users {
+                return None;
+            }
+        }
+        self.look(control.adjusted(), treatment.adjusted())
     }
 
     /// The always-valid p-value against "no difference": the smallest `1/Λ(0)` of any
@@ -251,6 +282,36 @@ mod tests {
         let mut worse = Monitor::new(0.05, 0.01).unwrap_or_else(|e| panic!("{e}"));
         worse.look(arm(20_000, 2_000), arm(20_000, 1_700));
         assert_eq!(worse.verdict(), Verdict::TreatmentWorse);
+    }
+
+    #[test]
+    fn the_adjustment_gives_arms_at_zero_and_a_hundred_percent_a_variance() {
+        assert_eq!(arm(50, 0).adjusted(), arm(52, 1));
+        assert_eq!(arm(50, 50).adjusted(), arm(52, 51));
+        // Every user of one arm failing, none of the other's: nothing to measure as
+        // counted, a decisive difference once adjusted.
+        let mut m = Monitor::new(0.05, 0.01).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.look(arm(50, 0), arm(50, 50)), None);
+        let l = m
+            .look(arm(50, 0).adjusted(), arm(50, 50).adjusted())
+            .unwrap_or_else(|| panic!("a look"));
+        // d = 50/52 = 0.9615..., s² = 2 · (1/52)(51/52)/52.
+        let s2 = 2.0 * (1.0 / 52.0) * (51.0 / 52.0) / 52.0;
+        assert!((l.difference - 50.0 / 52.0).abs() < 1e-12 && (l.variance - s2).abs() < 1e-15);
+        assert!(m.p_value() < 1e-30, "{}", m.p_value());
+        assert_eq!(m.verdict(), Verdict::TreatmentBetter);
+        // Both arms without a failure: no evidence either way.
+        let mut none = Monitor::new(0.05, 0.01).unwrap_or_else(|e| panic!("{e}"));
+        none.look(arm(50, 0).adjusted(), arm(50, 0).adjusted());
+        assert_eq!((none.p_value(), none.verdict()), (1.0, Verdict::Undecided));
+        assert_eq!(arm(u64::MAX, u64::MAX).adjusted(), arm(u64::MAX, u64::MAX));
+        // The same through look_adjusted, which refuses arms without users.
+        let mut both = Monitor::new(0.05, 0.01).unwrap_or_else(|e| panic!("{e}"));
+        assert!(both.look_adjusted(arm(50, 0), arm(50, 50)).is_some());
+        assert_eq!(both.p_value(), m.p_value());
+        assert_eq!(both.look_adjusted(arm(0, 0), arm(50, 50)), None);
+        assert_eq!(both.look_adjusted(arm(5, 6), arm(50, 50)), None);
+        assert_eq!(both.looks(), 1);
     }
 
     #[test]

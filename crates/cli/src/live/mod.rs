@@ -9,7 +9,7 @@
 //! flag off) plans its change with the engine's `pack` or `history` and publishes it the
 //! same way.
 
-mod changes;
+pub(crate) mod changes;
 mod environments;
 mod history;
 mod promote;
@@ -103,6 +103,18 @@ pub struct Target {
     pub keep: usize,
 }
 
+impl Target {
+    /// A local store file (the JSON object of entries `pack --store` writes and Viceroy
+    /// reads), changed the way a live store is: two slots, the pointer, the history.
+    pub fn local(path: &std::path::Path) -> Result<Target> {
+        Ok(Target {
+            label: format!("local store {}", path.display()),
+            store: LiveStore::local(path)?,
+            keep: DEFAULT_KEEP,
+        })
+    }
+}
+
 impl Place {
     /// The store of environment `name`.
     fn environment(&self, name: &str) -> Result<Target> {
@@ -121,9 +133,14 @@ impl Place {
 }
 
 impl StoreArgs {
+    /// The key file for signing and verifying snapshots, if given.
+    pub(crate) fn key_file(&self) -> Option<&std::path::Path> {
+        self.key_file.as_deref()
+    }
+
     /// The store these options name: `--env` from the environments file, else
     /// `--store-id`. Both naming different stores is an error.
-    fn target(&self) -> Result<Target> {
+    pub(crate) fn target(&self) -> Result<Target> {
         match (&self.env, &self.store_id) {
             (Some(name), id) => {
                 let env = environments::environment(&self.place.environments, name)?;

@@ -3,10 +3,12 @@
 //! the files into DuckDB and runs the query `query` writes (or `rows` reads a warehouse's
 //! result of that query), `rows` folds the result into counts, `summary` turns counts
 //! into figures with `stats`, `chart` draws figures; this file runs them and prints the
-//! table or the JSON, or prints the query for another engine.
+//! table or the JSON, or prints the query for another engine. `guardrail` counts what
+//! `edgeflags guard` compares, through the same load and query.
 
 mod chart;
 mod duck;
+pub(crate) mod guardrail;
 mod query;
 mod rows;
 mod stats;
@@ -47,6 +49,11 @@ pub struct ReportArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// The always-valid comparison's mixing scale: the standard deviation of the normal
+    /// mixture over the difference of rates, about the size of difference you expect
+    /// (0.01 is one point, suited to rates near 10%).
+    #[arg(long, default_value_t = 0.01)]
+    tau: f64,
     /// Print the report's query for this engine instead of running it (`duckdb`: the
     /// script `report` runs over FILE; `bigquery`, `clickhouse`: over `--table`).
     #[arg(long, value_name = "ENGINE")]
@@ -97,6 +104,9 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
     if a.file.is_empty() {
         bail!("give the event files to report on (or --sql ENGINE to print the query)");
     }
+    if !(a.tau > 0.0 && a.tau.is_finite()) {
+        bail!("--tau must be a positive number (got {})", a.tau);
+    }
     let (tally, source) = if a.rows {
         let [file] = a.file.as_slice() else {
             bail!("--rows reads one file of query results");
@@ -114,7 +124,7 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
         let source = format!("{} events read, {} skipped", run.lines, run.skipped);
         (tally, source)
     };
-    let summary = summary::summarise(&tally, a.control.as_deref());
+    let summary = summary::summarise(&tally, a.control.as_deref(), a.tau);
     if let Some(path) = &a.chart {
         std::fs::write(path, chart::chart_svg(&summary.flags))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -132,9 +142,10 @@ pub fn report(a: ReportArgs) -> Result<ExitCode> {
 }
 
 /// The report for people: per flag, a row per variant with its rate, interval, difference
-/// against the control and a bar; then users exposed per country (with `by_country`,
-/// conversions and rates too); the value per user when conversions have values; the users
-/// left out for being in more than one variant; the sample-ratio check.
+/// against the control and a bar; a line per variant with the always-valid comparison;
+/// then users exposed per country (with `by_country`, conversions and rates too); the
+/// value per user when conversions have values; the users left out for being in more than
+/// one variant; the sample-ratio check.
 fn table(summary: &Summary, source: &str, event: Option<&str>, by_country: bool) -> String {
     let mut out = format!(
         "{source}{}\n",
@@ -155,6 +166,22 @@ fn table(summary: &Summary, source: &str, event: Option<&str>, by_country: bool)
             .max(1e-9);
         for (variant, v) in vs {
             out.push_str(&row(variant, v, top));
+        }
+        for (variant, v) in vs {
+            if let Some((d, seq)) = v
+                .vs_control
+                .as_ref()
+                .and_then(|d| d.sequential.as_ref().map(|s| (d, s)))
+            {
+                out.push_str(&format!(
+                    "  always valid, {variant} vs {}: [{:+.2}, {:+.2}] pts, p = {} (mSPRT, tau {})\n",
+                    d.control,
+                    seq.ci95[0] * 100.0,
+                    seq.ci95[1] * 100.0,
+                    p_text(seq.p),
+                    seq.tau
+                ));
+            }
         }
         let mut countries: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (variant, v) in vs {
@@ -229,6 +256,15 @@ fn table(summary: &Summary, source: &str, event: Option<&str>, by_country: bool)
     out
 }
 
+/// A p-value for people: three decimals, or two significant digits under 0.001.
+fn p_text(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
 /// One variant's row: figures, then a bar of 30 cells up to `top`, the rate filled (█)
 /// and the rest of the interval marked (▏).
 fn row(variant: &str, v: &VariantSummary, top: f64) -> String {
@@ -282,7 +318,7 @@ mod tests {
 "#;
 
     fn summary() -> Summary {
-        summary::summarise(&local(LOG, query::Filter::default()), None)
+        summary::summarise(&local(LOG, query::Filter::default()), None, 0.01)
     }
 
     /// The counts of a log, by DuckDB.
@@ -322,19 +358,52 @@ mod tests {
         assert!(lines[5].starts_with(
             "  v2                     2          2  100.00%  [34.24%, 100.00%]  +50.00 pts [-27.26, +90.55]  "
         ), "{text}");
-        assert_eq!(lines[6], "  exposed in JP: v1 1, v2 2");
-        assert_eq!(lines[7], "  exposed in US: v1 1");
+        // Two users a side: the always-valid interval is every difference rates can have.
+        assert_eq!(
+            lines[6],
+            "  always valid, v2 vs v1: [-100.00, +100.00] pts, p = 1.000 (mSPRT, tau 0.01)"
+        );
+        assert_eq!(lines[7], "  exposed in JP: v1 1, v2 2");
+        assert_eq!(lines[8], "  exposed in US: v1 1");
         // a: 3 of two users; c, d: 4 each. v1's values 3 and 0: mean 1.5, variance 4.5,
         // half-width 1.96 √(4.5 / 2) = 2.94.
         assert_eq!(
-            lines[8],
+            lines[9],
             "  value per exposed user (95% interval): v1 1.50 [-1.44, 4.44], v2 4.00 [4.00, 4.00]"
         );
-        assert_eq!(lines.len(), 9);
+        assert_eq!(lines.len(), 10);
         let by_country = table(&summary(), "7 events read, 0 skipped", None, true);
         assert!(by_country.starts_with("7 events read, 0 skipped\n"));
         assert!(by_country.contains("  in JP: v1 1/1 (100.00%), v2 2/2 (100.00%)\n"));
         assert!(by_country.contains("  in US: v1 0/1 (0.00%)\n"));
+    }
+
+    #[test]
+    fn the_always_valid_line_has_the_hand_computed_figures() {
+        // 1,000 users a side, 150 against 100 converted: see stats.rs for the figures.
+        let mut log = String::new();
+        for (variant, converted) in [("v1", 100), ("v2", 150)] {
+            for u in 0..1000 {
+                log.push_str(&format!(
+                    "{{\"kind\":\"exposure\",\"flag\":\"f\",\"variant\":\"{variant}\",\"user\":\"{variant}-{u}\"}}\n"
+                ));
+                if u < converted {
+                    log.push_str(&format!(
+                        "{{\"kind\":\"conversion\",\"event\":\"buy\",\"user\":\"{variant}-{u}\",\"variants\":[{{\"flag\":\"f\",\"variant\":\"{variant}\"}}]}}\n"
+                    ));
+                }
+            }
+        }
+        let s = summary::summarise(&local(&log, query::Filter::default()), None, 0.01);
+        let text = table(&s, "", Some("buy"), false);
+        assert!(
+            text.contains(
+                "  always valid, v2 vs v1: [-1.66, +11.64] pts, p = 0.201 (mSPRT, tau 0.01)\n"
+            ),
+            "{text}"
+        );
+        // Beside it, the fixed-horizon interval already excludes 0.
+        assert!(text.contains("+5.00 pts [+2.10, +7.90]"), "{text}");
     }
 
     #[test]

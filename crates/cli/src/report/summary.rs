@@ -1,7 +1,8 @@
 //! The report's figures from the counts: per flag and variant, the conversion rate with its
-//! interval, the difference against the control, and the value per user; per flag, the
-//! users left out for being in more than one variant and the sample-ratio check. One typed
-//! record, which `--json` prints and the table and chart read.
+//! interval, the difference against the control (fixed-horizon and always-valid), and the
+//! value per user; per flag, the users left out for being in more than one variant and the
+//! sample-ratio check. One typed record, which `--json` prints and the table and chart
+//! read.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,10 @@ use serde::Serialize;
 use edgeflags_engine::events::Weight;
 
 use super::rows::{Counts, Tally};
-use super::stats::{chi_square, chi_square_p, difference, mean_variance, ratio, wilson};
+use super::stats::{
+    SEQUENTIAL_ALPHA, always_valid, chi_square, chi_square_p, difference, mean_variance, ratio,
+    wilson,
+};
 
 /// The p-value under which the sample-ratio check warns: a split this far from its
 /// weights means the assignment or the logging is broken, not that a variant is better.
@@ -90,7 +94,8 @@ pub struct CountrySummary {
     pub rate: f64,
 }
 
-/// A variant's rate minus the control's, with Newcombe's 95% interval.
+/// A variant's rate minus the control's, with Newcombe's 95% interval, and the
+/// always-valid comparison beside it.
 #[derive(Debug, Serialize)]
 pub struct VsControl {
     /// The 95% interval of the difference.
@@ -99,6 +104,24 @@ pub struct VsControl {
     pub control: String,
     /// The difference of the rates.
     pub diff: f64,
+    /// The always-valid (sequential) comparison; absent when the variant or the control
+    /// has no users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<Sequential>,
+}
+
+/// The always-valid comparison of a variant with the control at this look: the mixture
+/// SPRT of Johari et al. (see `edgeflags_engine::sequential`) on Agresti and Caffo's
+/// adjusted counts. Valid whenever it is read: checking every day and acting on the
+/// first `p` at or under 0.05 keeps the chance of a false call at 5%.
+#[derive(Debug, Serialize)]
+pub struct Sequential {
+    /// The always-valid 95% interval of the difference, within [-1, 1].
+    pub ci95: [f64; 2],
+    /// The always-valid p-value against "no difference".
+    pub p: f64,
+    /// The mixture's standard deviation on the difference of rates (`--tau`).
+    pub tau: f64,
 }
 
 /// The control of a flag's variants: `asked` when the flag has it, else `control` when it
@@ -164,8 +187,9 @@ pub fn sample_ratio(splits: &BTreeMap<Vec<Weight>, BTreeMap<String, usize>>) -> 
 }
 
 /// The figures of every counted variant, each compared with its flag's control (the
-/// `asked` one when the flag has it, see [`control_of`]), and of every flag.
-pub fn summarise(tally: &Tally, asked: Option<&str>) -> Summary {
+/// `asked` one when the flag has it, see [`control_of`]; always-valid figures with the
+/// mixture scale `tau`), and of every flag.
+pub fn summarise(tally: &Tally, asked: Option<&str>, tau: f64) -> Summary {
     let mut flags = BTreeMap::new();
     for (flag, variants) in &tally.flags {
         let control = control_of(variants, asked);
@@ -192,10 +216,18 @@ pub fn summarise(tally: &Tally, asked: Option<&str>) -> Summary {
                 .collect();
             let vs_control = (*variant != control).then(|| {
                 let (diff, dlo, dhi) = difference((c, n), control_counts);
+                let sequential = always_valid((c, n), control_counts, SEQUENTIAL_ALPHA, tau).map(
+                    |(p, lo, hi)| Sequential {
+                        ci95: [lo, hi],
+                        p,
+                        tau,
+                    },
+                );
                 VsControl {
                     ci95: [dlo, dhi],
                     control: control.clone(),
                     diff,
+                    sequential,
                 }
             });
             let (value_mean, value_var) = mean_variance(n, counts.value, counts.value_sq);
@@ -272,7 +304,7 @@ mod tests {
             skipped: 2,
             ..Tally::default()
         };
-        let s = summarise(&tally, None);
+        let s = summarise(&tally, None, 0.01);
         assert_eq!((s.lines, s.skipped), (7, 2));
         let (v1, v2) = (&s.flags["checkout"]["v1"], &s.flags["checkout"]["v2"]);
         assert!(v1.vs_control.is_none());
@@ -290,9 +322,22 @@ mod tests {
             .map(|d| (d.control.as_str(), d.diff, d.ci95));
         let (_, lo, hi) = difference((20, 100), (10, 100));
         assert_eq!(d, Some(("v1", 0.2 - 0.1, [lo, hi])));
+        let seq = v2
+            .vs_control
+            .as_ref()
+            .and_then(|d| d.sequential.as_ref())
+            .map(|s| (s.p, s.ci95, s.tau));
+        let (p, slo, shi) =
+            always_valid((20, 100), (10, 100), 0.05, 0.01).unwrap_or((f64::NAN, 0.0, 0.0));
+        assert_eq!(seq, Some((p, [slo, shi], 0.01)));
+        let json = serde_json::to_value(&v2.vs_control).unwrap_or_default();
+        assert_eq!(
+            json["sequential"],
+            serde_json::json!({"ci95": [slo, shi], "p": p, "tau": 0.01})
+        );
         assert_eq!(v2.countries["JP"].rate, 0.2);
         // Asking for v2 as the control turns the comparison around.
-        let s = summarise(&tally, Some("v2"));
+        let s = summarise(&tally, Some("v2"), 0.01);
         let d = s.flags["checkout"]["v1"]
             .vs_control
             .as_ref()
@@ -312,7 +357,7 @@ mod tests {
             skipped: 0,
             ..Tally::default()
         };
-        let json = serde_json::to_string(&summarise(&tally, None)).unwrap_or_default();
+        let json = serde_json::to_string(&summarise(&tally, None, 0.01)).unwrap_or_default();
         let (lo, hi) = wilson(1.0, 2.0);
         let (d, dlo, dhi) = difference((1, 2), (0, 0));
         let want = format!(
@@ -391,7 +436,7 @@ mod tests {
             )]),
             ..Tally::default()
         };
-        let s = summarise(&tally, None);
+        let s = summarise(&tally, None, 0.01);
         assert_eq!(s.mixed["f"], 4);
         assert_eq!((s.srm["f"].chi2, s.srm["f"].p), (0.0, 1.0));
         // v2: two users with 10 each of ten: mean 2, variance (2·100 - 10·4) / 9.
