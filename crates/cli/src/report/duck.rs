@@ -196,8 +196,52 @@ impl Drop for Progress {
     }
 }
 
-/// Reads `files` and runs the report's query over them.
-pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result<Run> {
+/// The events of some files, loaded into DuckDB as the `events` table (or view), ready
+/// for the report's query or the guard's.
+pub struct Loaded {
+    /// The database, with `events`.
+    pub db: Connection,
+    /// Events read (lines with a JSON object, or Parquet rows).
+    pub lines: usize,
+    /// Of those, events passed over: no user, or of a kind the analysis does not know.
+    pub skipped: usize,
+    // Shows what is running on stderr until dropped; the scratch directory DuckDB spills
+    // to lives as long as the database.
+    progress: Progress,
+    _scratch: tempfile::TempDir,
+}
+
+impl Loaded {
+    /// Announces the next step on stderr if it takes more than a moment.
+    pub fn step(&self, what: impl Into<String>) {
+        self.progress.step(what);
+    }
+
+    /// Runs a query that returns the report's [`super::query::RESULT_COLUMNS`].
+    pub fn rows(&self, sql: &str) -> Result<Vec<Row>> {
+        let mut stmt = self.db.prepare(sql).context("the report's query")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Row {
+                    flag: r.get(0)?,
+                    variant: r.get(1)?,
+                    country: r.get(2)?,
+                    split: r.get(3)?,
+                    users: r.get::<_, i64>(4)? as f64,
+                    converted: r.get::<_, i64>(5)? as f64,
+                    value_sum: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                    value_sq: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+                })
+            })
+            .context("the report's query")?
+            .collect::<Result<Vec<_>, _>>()
+            .context("the report's query")?;
+        Ok(rows)
+    }
+}
+
+/// Reads `files` into DuckDB.
+pub fn load(files: &[PathBuf], settings: &Settings) -> Result<Loaded> {
     let mut inputs = Vec::new();
     let mut bytes = 0u64;
     for f in files {
@@ -268,37 +312,41 @@ pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result
     }
     let (lines, skipped): (i64, i64) = db
         .query_row(
-            "SELECT count(*) FILTER (ok), count(*) FILTER (NOT ok OR \"user\" IS NULL \
-               OR kind IS NULL OR kind NOT IN ('exposure', 'conversion')) FROM events",
+            &format!(
+                "SELECT count(*) FILTER (ok), count(*) FILTER (NOT ok OR \"user\" IS NULL \
+                   OR kind IS NULL OR kind NOT IN ({})) FROM events",
+                KINDS
+                    .iter()
+                    .map(|k| Dialect::Duckdb.literal(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .context("cannot count the events")?;
-
-    progress.step(format!("counting users in {lines} events"));
-    let sql = Dialect::Duckdb.report_query("events", filter);
-    let mut stmt = db.prepare(&sql).context("the report's query")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(Row {
-                flag: r.get(0)?,
-                variant: r.get(1)?,
-                country: r.get(2)?,
-                split: r.get(3)?,
-                users: r.get::<_, i64>(4)? as f64,
-                converted: r.get::<_, i64>(5)? as f64,
-                value_sum: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
-                value_sq: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
-            })
-        })
-        .context("the report's query")?
-        .collect::<Result<Vec<_>, _>>()
-        .context("the report's query")?;
-    drop(progress);
-    Ok(Run {
-        rows,
+    Ok(Loaded {
+        db,
         lines: lines as usize,
         skipped: skipped as usize,
+        progress,
+        _scratch: scratch,
+    })
+}
+
+/// The kinds of event the analysis reads: `report` counts exposures and conversions,
+/// `guard` exposures and origin errors.
+const KINDS: [&str; 3] = ["exposure", "conversion", "error"];
+
+/// Reads `files` and runs the report's query over them.
+pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result<Run> {
+    let loaded = load(files, settings)?;
+    loaded.step(format!("counting users in {} events", loaded.lines));
+    let rows = loaded.rows(&Dialect::Duckdb.report_query("events", filter))?;
+    Ok(Run {
+        rows,
+        lines: loaded.lines,
+        skipped: loaded.skipped,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The guard's counts, read the way the report reads: the same files and globs through
-//! the same DuckDB load ([`super::duck::script`]'s statements) and the same query
+//! the same DuckDB load ([`super::duck::load`]) and the same query
 //! ([`super::query`]), so a user is counted once, in the variant of their exposures, and
 //! an event counts for them only at or after their first exposure. Origin errors are
 //! counted as the query counts conversions: over a view of the events in which `error`
@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use duckdb::Connection;
 
 use super::duck;
 use super::query::{Dialect, Filter};
@@ -59,44 +58,35 @@ pub fn counts(
     memory_limit: &str,
 ) -> Result<Counts> {
     let every = Filter { flag, event: None };
-    // The report's own load statements: the script is those, then the report's query.
-    let script = duck::script(files, every)?;
-    let report_query = Dialect::Duckdb.report_query("events", every);
-    let load = script.strip_suffix(&report_query).unwrap_or(&script);
-    let scratch = tempfile::Builder::new()
-        .prefix("edgeflags-guard-")
-        .tempdir()
-        .context("cannot make a temporary directory for DuckDB")?;
-    let db = Connection::open_in_memory().context("cannot start DuckDB")?;
-    let lit = |t: &str| Dialect::Duckdb.literal(t);
-    db.execute_batch(&format!(
-        "SET memory_limit = {}; SET temp_directory = {}; \
-         SET preserve_insertion_order = false; SET enable_progress_bar = false;",
-        lit(memory_limit),
-        lit(&scratch.path().join("spill").to_string_lossy()),
-    ))
-    .context("cannot set DuckDB up")?;
-    db.execute_batch(load)
-        .map_err(|e| anyhow::anyhow!("cannot read the events: {e}"))?;
-    let (lines, error_events): (i64, i64) = db
+    let loaded = duck::load(
+        files,
+        &duck::Settings {
+            memory_limit: memory_limit.to_string(),
+        },
+    )?;
+    let error_events: i64 = loaded
+        .db
         .query_row(
-            "SELECT count(*) FILTER (ok), count(*) FILTER (ok AND kind = 'error') FROM events",
+            "SELECT count(*) FILTER (ok AND kind = 'error') FROM events",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .context("cannot count the events")?;
-    db.execute_batch(ERRORS_AS_CONVERSIONS)
+    loaded
+        .db
+        .execute_batch(ERRORS_AS_CONVERSIONS)
         .context("cannot set DuckDB up")?;
-    let errors = per_variant(&db, &Dialect::Duckdb.report_query("guard_errors", every))?;
+    loaded.step("counting users with origin errors");
+    let errors = per_variant(&loaded.rows(&Dialect::Duckdb.report_query("guard_errors", every))?)?;
     let conversions = match event {
         Some(e) => {
             let filter = Filter {
                 flag,
                 event: Some(e),
             };
+            loaded.step(format!("counting users who converted ({e})"));
             Some(per_variant(
-                &db,
-                &Dialect::Duckdb.report_query("events", filter),
+                &loaded.rows(&Dialect::Duckdb.report_query("events", filter))?,
             )?)
         }
         None => None,
@@ -104,31 +94,14 @@ pub fn counts(
     Ok(Counts {
         errors,
         conversions,
-        lines: lines as usize,
+        lines: loaded.lines,
         error_events: error_events as usize,
     })
 }
 
-/// Runs the report's query `sql` and folds its rows into users per flag and variant.
-fn per_variant(db: &Connection, sql: &str) -> Result<PerVariant> {
-    let mut stmt = db.prepare(sql).context("the guard's query")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(Row {
-                flag: r.get(0)?,
-                variant: r.get(1)?,
-                country: r.get(2)?,
-                split: r.get(3)?,
-                users: r.get::<_, i64>(4)? as f64,
-                converted: r.get::<_, i64>(5)? as f64,
-                value_sum: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
-                value_sq: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
-            })
-        })
-        .context("the guard's query")?
-        .collect::<Result<Vec<_>, _>>()
-        .context("the guard's query")?;
-    let t = tally(&rows, 0, 0)?;
+/// Folds the report query's rows into users per flag and variant.
+fn per_variant(rows: &[Row]) -> Result<PerVariant> {
+    let t = tally(rows, 0, 0)?;
     Ok(t.flags
         .into_iter()
         .map(|(flag, variants)| {
