@@ -136,6 +136,17 @@ fn relation(input: &Input) -> String {
     }
 }
 
+/// The relation of Parquet files as the `events` view: like [`relation`], but the split
+/// stays the list of structs it is in the file, as the query only hashes it and turns
+/// one per group into JSON text.
+fn parquet_view(path: &str) -> String {
+    format!(
+        "SELECT true AS ok, kind, ts, flag, variant, split, event, value, \"user\", country, \
+           variants FROM read_parquet({}, union_by_name = true)",
+        Dialect::Duckdb.literal(path)
+    )
+}
+
 /// Progress on stderr: each step that is still running after a moment is announced,
 /// with the time so far every few seconds; nothing for a quick report.
 struct Progress {
@@ -286,7 +297,13 @@ pub fn load(files: &[PathBuf], settings: &Settings) -> Result<Loaded> {
     ));
     if inputs.iter().all(|i| matches!(i, Input::Parquet(_))) {
         // Columnar files need no copy: the query reads them where they are.
-        let parts: Vec<String> = inputs.iter().map(relation).collect();
+        let parts: Vec<String> = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Parquet(p) => parquet_view(p),
+                other => relation(other),
+            })
+            .collect();
         db.execute_batch(&format!(
             "CREATE VIEW events AS {}",
             parts.join(" UNION ALL BY NAME ")

@@ -115,13 +115,16 @@ impl Dialect {
         }
     }
 
-    /// The split list as JSON text, `[{"variant": ..., "weight": ...}, ...]`.
-    fn json_text(self, x: &str) -> String {
+    /// One split list of the group, as JSON text, `[{"variant": ..., "weight": ...}, ...]`
+    /// (the groups it is taken over hold one split each).
+    fn split_text(self, x: &str) -> String {
         match self {
-            // The DuckDB events table keeps the split as the JSON it was written as.
-            Dialect::Duckdb => format!("CAST({x} AS VARCHAR)"),
-            Dialect::Bigquery => format!("TO_JSON_STRING({x})"),
-            Dialect::Clickhouse => format!("toJSONString({x})"),
+            // DuckDB's events are either a table whose split is the JSON it was written
+            // as, or a view of Parquet files whose split is a list of structs: `to_json`
+            // gives the same text for both, and only once per group.
+            Dialect::Duckdb => format!("CAST(to_json(MIN({x})) AS VARCHAR)"),
+            Dialect::Bigquery => format!("MIN(TO_JSON_STRING({x}))"),
+            Dialect::Clickhouse => format!("MIN(toJSONString({x}))"),
         }
     }
 
@@ -174,7 +177,7 @@ impl Dialect {
         let variant_key = self.key("variant");
         let country_key = self.key("COALESCE(country, '??')");
         let split_key = self.split_key("split");
-        let split_text = self.json_text("split");
+        let split_text = self.split_text("split");
         let first_country = self.first_by_time("country_key");
         let first_split = self.first_by_time("split_key");
         let conversion_key = self.key("v.variant");
@@ -192,7 +195,7 @@ WITH exposures AS (
 names AS (
   SELECT flag, {variant_key} AS variant_key, {country_key} AS country_key,
     {split_key} AS split_key, MIN(variant) AS variant_name, MIN(COALESCE(country, '??')) AS country_name,
-    MIN({split_text}) AS split_text
+    {split_text} AS split_text
   {exposed_where}
   GROUP BY flag, variant_key, country_key, split_key
 ),
