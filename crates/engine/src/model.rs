@@ -662,3 +662,34 @@ pub(crate) fn prerequisite_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_flags() -> Snapshot {
+        let file = r#"{"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"c":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
+        crate::compile_str(file).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_key_index_orders_flags_in_any_order() {
+        let mut s = three_flags();
+        let keys = |s: &Snapshot, order: &[usize]| -> Vec<String> {
+            order.iter().map(|&i| s.flags[i].key.to_string()).collect()
+        };
+        assert_eq!(keys(&s, &key_order(&s.flags)), ["a", "b", "c"]);
+        s.flags.reverse();
+        assert_eq!(key_order(&s.flags), [2, 1, 0]);
+        s.flags.swap(0, 1);
+        assert_eq!(keys(&s, &key_order(&s.flags)), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn cycles_are_found_past_nodes_without_edges() {
+        // 0 and 3 have no edges; 1 -> 2 -> 1 is a cycle, 4 -> 4 a loop.
+        let edges = vec![vec![], vec![2], vec![1], vec![], vec![4]];
+        assert_eq!(prerequisite_cycles(&edges), [vec![1, 2, 1], vec![4, 4]]);
+        assert!(prerequisite_cycles(&[vec![1], vec![2], vec![]]).is_empty());
+    }
+}
