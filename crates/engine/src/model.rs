@@ -264,10 +264,13 @@ pub(crate) struct Arena {
 /// Flag indexes ordered by key, for [`Snapshot::position`].
 pub(crate) fn key_order(flags: &[Flag]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..flags.len()).collect();
-    order.sort_by(|&a, &b| {
-        let key = |i: usize| flags.get(i).map(|f| &*f.key).unwrap_or("");
-        key(a).cmp(key(b))
-    });
+    let key = |i: usize| flags.get(i).map(|f| &*f.key).unwrap_or("");
+    // Compile and the packed snapshot write flags in key order, so checking is all a load
+    // does; otherwise an unstable sort, which allocates no scratch buffer (the keys are
+    // distinct, and ties in a damaged snapshot only pick which twin a lookup finds).
+    if !flags.windows(2).all(|w| w[0].key <= w[1].key) {
+        order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+    }
     order
 }
 
@@ -618,11 +621,18 @@ pub(crate) fn prerequisite_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
     let n = edges.len();
     let mut found = Vec::new();
     let mut state = vec![0u8; n]; // 0 new, 1 on the stack, 2 done
+    // One stack for every search (each ends empty): an allocation per node would be most
+    // of a fresh instance's check of a snapshot without prerequisites.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     for start in 0..n {
         if state[start] != 0 {
             continue;
         }
-        let mut stack = vec![(start, 0usize)];
+        if edges.get(start).is_none_or(|e| e.is_empty()) {
+            state[start] = 2;
+            continue;
+        }
+        stack.push((start, 0usize));
         state[start] = 1;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             match edges.get(node).and_then(|e| e.get(*next)).copied() {
@@ -651,4 +661,35 @@ pub(crate) fn prerequisite_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn three_flags() -> Snapshot {
+        let file = r#"{"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"c":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
+        crate::compile_str(file).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_key_index_orders_flags_in_any_order() {
+        let mut s = three_flags();
+        let keys = |s: &Snapshot, order: &[usize]| -> Vec<String> {
+            order.iter().map(|&i| s.flags[i].key.to_string()).collect()
+        };
+        assert_eq!(keys(&s, &key_order(&s.flags)), ["a", "b", "c"]);
+        s.flags.reverse();
+        assert_eq!(key_order(&s.flags), [2, 1, 0]);
+        s.flags.swap(0, 1);
+        assert_eq!(keys(&s, &key_order(&s.flags)), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn cycles_are_found_past_nodes_without_edges() {
+        // 0 and 3 have no edges; 1 -> 2 -> 1 is a cycle, 4 -> 4 a loop.
+        let edges = vec![vec![], vec![2], vec![1], vec![], vec![4]];
+        assert_eq!(prerequisite_cycles(&edges), [vec![1, 2, 1], vec![4, 4]]);
+        assert!(prerequisite_cycles(&[vec![1], vec![2], vec![]]).is_empty());
+    }
 }

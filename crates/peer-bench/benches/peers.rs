@@ -1,14 +1,20 @@
 //! edgeflags against unleash-yggdrasil 0.21.7 and launchdarkly-server-sdk-evaluation 2.2.1
 //! on equivalent flags (one `country in` rule serving a variant, then a 50/50 split on the
 //! user key), contexts built beforehand, one criterion run:
-//! `cargo bench -p edgeflags-peer-bench --bench peers`.
+//! `cargo bench -p edgeflags-peer-bench --bench peers`. Beside them, the floor: one
+//! SipHash-2-4 of the bytes a split decision hashes (`salt ‖ 0x1F ‖ user key`, see
+//! docs/bucketing.md) per flag, with the engine's hasher and key: issue 25's yardstick
+//! for evaluation. (The engine starts each split's hash from the state after `salt ‖
+//! 0x1F`, kept since compile, so its hash is about one compression cheaper than this.)
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use launchdarkly_server_sdk_evaluation::{ContextBuilder, Flag, Segment, Store, evaluate};
 use serde_json::{Value, json};
+use siphasher::sip::SipHasher24;
 use unleash_types::client_features::{ClientFeatures, Context as UnleashContext};
 use unleash_yggdrasil::{EngineState, UpdateMessage};
 
@@ -111,6 +117,24 @@ fn launchdarkly_text(n: usize) -> String {
     json!({"flags": flags}).to_string()
 }
 
+/// The bytes the engine hashes to place `user` in the default split of flag `key` (whose
+/// salt is its key): `salt ‖ 0x1F ‖ user`.
+fn split_input(key: &str, user: &str) -> Vec<u8> {
+    let mut input = key.as_bytes().to_vec();
+    input.push(edgeflags_engine::bucket::SEPARATOR);
+    input.extend_from_slice(user.as_bytes());
+    input
+}
+
+/// One SipHash-2-4 of `input` under the bucketing key, from a fresh hasher, in one write:
+/// the least work that decides a split.
+#[inline(always)]
+fn siphash(input: &[u8]) -> u64 {
+    let mut h = SipHasher24::new_with_key(&edgeflags_engine::bucket::BUCKET_KEY);
+    h.write(input);
+    h.finish()
+}
+
 fn benches(c: &mut Criterion) {
     let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
     let names: Vec<String> = (0..100).map(|i| format!("flag-{i:03}")).collect();
@@ -150,6 +174,19 @@ fn benches(c: &mut Criterion) {
     );
     assert!(evaluate(&l1, &l1_flag, &lctx, None).value.is_some());
 
+    // The floor hashes what the engine hashes: its bucket of each input is the one the
+    // evaluation reports.
+    let one = split_input("flag-000", "user-4242");
+    let hundred: Vec<Vec<u8>> = names.iter().map(|n| split_input(n, "user-4242")).collect();
+    let floor_bucket = |input: &[u8]| ((u128::from(siphash(input)) * 100_000) >> 64) as u32;
+    assert_eq!(
+        e1.evaluate("flag-000", &ctx, now).bucket,
+        Some(floor_bucket(&one))
+    );
+    let buckets: Vec<Option<u32>> = e100.evaluate_all(&ctx, now).map(|e| e.bucket).collect();
+    let floor_buckets: Vec<Option<u32>> = hundred.iter().map(|i| Some(floor_bucket(i))).collect();
+    assert_eq!(buckets, floor_buckets);
+
     let mut g = c.benchmark_group("typical flag");
     g.bench_function("edgeflags", |b| {
         b.iter(|| {
@@ -170,6 +207,9 @@ fn benches(c: &mut Criterion) {
                     .is_some(),
             )
         })
+    });
+    g.bench_function("siphash-2-4 floor", |b| {
+        b.iter(|| black_box(siphash(black_box(&one))))
     });
     g.finish();
 
@@ -195,6 +235,13 @@ fn benches(c: &mut Criterion) {
                 .iter()
                 .filter(|f| evaluate(&l100, f, black_box(&lctx), None).value.is_some())
                 .count()
+        })
+    });
+    g.bench_function("siphash-2-4 floor", |b| {
+        b.iter(|| {
+            black_box(&hundred)
+                .iter()
+                .fold(0u64, |acc, input| acc ^ siphash(input))
         })
     });
     g.finish();

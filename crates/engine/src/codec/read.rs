@@ -132,7 +132,8 @@ impl<'a> Reader<'a> {
             .ok_or(Bad("a string index is out of range"))
     }
     fn string(&mut self) -> Result<String, Bad> {
-        Ok(self.str()?.to_string())
+        // `String::from`, not `to_string`: the latter goes through the formatter.
+        Ok(String::from(&*self.str()?))
     }
     fn opt_string(&mut self) -> Result<Option<String>, Bad> {
         Ok(if self.bool()? {
@@ -393,7 +394,7 @@ impl<'a> Reader<'a> {
                 let text = self
                     .table
                     .get(id)
-                    .map(|s| s.to_string())
+                    .map(|s| String::from(&**s))
                     .unwrap_or_default();
                 let v = Arc::new(Value::String(text));
                 if let Some(slot) = self.values.get_mut(id) {
