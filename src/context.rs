@@ -12,7 +12,7 @@ use fastly::Request;
 
 use crate::config::Loaded;
 use crate::geo;
-use crate::platform::{self, cookie, header, log_ops, secrets};
+use crate::platform::{self, Call, cookie, count, header, log_ops, secrets};
 
 /// The header that carries a preview token (also a cookie or query parameter named
 /// `ef_preview`).
@@ -91,6 +91,7 @@ pub fn build(req: &Request, loaded: &Loaded, server: bool, named: Option<&str>) 
         }
     };
     let mut ctx = Context::with_key(&key);
+    count(Call::Meta, 1);
     let mut place = req
         .get_client_ip_addr()
         .and_then(geo::lookup)
@@ -211,6 +212,7 @@ pub fn log_fixed_offset(zone: &str, ctx: &Context, why: &str) {
 
 /// The device class: Fastly's device detection, else the engine's User-Agent rules.
 fn device_class(ua: &str) -> &'static str {
+    count(Call::Device, 1);
     if let Some(d) = fastly::device_detection::lookup(ua) {
         let yes = |b: Option<bool>| b.unwrap_or(false);
         if yes(d.is_bot()) {

@@ -6,6 +6,7 @@ mod console;
 mod events;
 mod faults;
 mod foundation;
+mod host_calls;
 mod hostile;
 mod isolation;
 mod ofrep;
