@@ -95,12 +95,9 @@ fn route(req: Request, loaded: &config::Loaded) -> page::Outgoing {
 /// and profile lookups): it carries a valid preview token or the explain token. A
 /// request with neither costs no secret read.
 fn debug_allowed(req: &Request) -> bool {
-    if let Some(token) = context::preview_token(req) {
-        let key = platform::secret(secrets::PREVIEW_KEY);
-        let now = platform::now().timestamp();
-        if edgeflags_engine::preview::verify(&token, key.as_deref(), now).is_ok() {
-            return true;
-        }
+    // The token is checked once per request: the context reuses this check.
+    if context::preview(req).is_some_and(|p| p.checked.is_ok()) {
+        return true;
     }
     auth::presented(req).is_some()
         && auth::caller(req, secrets::EXPLAIN_TOKEN) == auth::Caller::Authenticated
@@ -114,6 +111,7 @@ fn handle(req: Request, instance: &mut Instance) {
     instance.requests += 1;
     traits::reset_lookups();
     platform::reset_calls();
+    context::forget_preview();
     let loaded = config::load(&mut instance.cache);
     let config_done = Instant::now();
     // Checked before anything parses the URL through the SDK, which would panic.

@@ -203,10 +203,11 @@ fn personalize(
     base: Request,
     route: &Route,
 ) {
+    let (content_type, content_encoding) = out.body_type();
     let encoding = match page::rewritable(
         out.resp.get_status().as_u16(),
-        platform::response_header(&out.resp, "content-type"),
-        platform::response_header(&out.resp, "content-encoding"),
+        content_type,
+        content_encoding,
     ) {
         Ok(encoding) => encoding,
         Err(page::PassThrough::Encoded(enc)) => {

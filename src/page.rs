@@ -10,6 +10,7 @@
 //! and headers as user metadata; `Vary` is honoured through the lookup's request
 //! headers, and `Age` both ways (the origin's is the initial age, a hit reports its own).
 
+use std::cell::OnceCell;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ pub struct Outgoing {
     rewrite: Option<(Plan, &'static edgeflags_engine::page::Encoding)>,
     /// The preview toolbar, put before `</body>` as the page streams.
     toolbar: Option<BeforeBodyEnd>,
+    /// The response's `Content-Type` and `Content-Encoding`, read once.
+    body_type: OnceCell<(Option<String>, Option<String>)>,
 }
 
 impl From<Response> for Outgoing {
@@ -67,11 +70,22 @@ impl From<Response> for Outgoing {
             tee: None,
             rewrite: None,
             toolbar: None,
+            body_type: OnceCell::new(),
         }
     }
 }
 
 impl Outgoing {
+    /// The response's `Content-Type` and `Content-Encoding` (read from it once, however
+    /// many parts of the edge ask).
+    pub fn body_type(&self) -> (Option<&str>, Option<&str>) {
+        let (t, e) = self.body_type.get_or_init(|| {
+            let read = |name| platform::response_header(&self.resp, name).map(str::to_string);
+            (read("content-type"), read("content-encoding"))
+        });
+        (t.as_deref(), e.as_deref())
+    }
+
     /// A fetched response whose body also goes into the cache (`tee`).
     pub fn fetched(resp: Response, tee: Option<StreamingBody>) -> Outgoing {
         Outgoing {
@@ -79,6 +93,7 @@ impl Outgoing {
             tee,
             rewrite: None,
             toolbar: None,
+            body_type: OnceCell::new(),
         }
     }
 
@@ -99,27 +114,23 @@ impl Outgoing {
     /// unencoded `text/html` response as it streams; the page is then private to this
     /// user. Any other response is left as it is.
     pub fn toolbar(&mut self, fragment: String) {
-        let resp = &self.resp;
-        count(Call::HeaderRead, 2);
-        let html = resp
-            .get_header("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| {
-                t.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
-            });
-        let encoded = resp
-            .get_header("content-encoding")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-        if !html || encoded || !resp.get_status().is_success() {
+        let (content_type, encoding) = self.body_type();
+        let html = content_type.is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        });
+        let encoded = encoding.is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        if !html || encoded || !self.resp.get_status().is_success() {
             return;
         }
-        count(Call::HeaderWrite, 3);
-        self.resp.remove_header("content-length");
-        self.resp.remove_header("etag");
-        self.resp.set_header("cache-control", "private, no-store");
+        // A rewritten page has had these changes already: they are not written twice.
+        if self.rewrite.is_none() {
+            count(Call::HeaderWrite, 3);
+            self.resp.remove_header("content-length");
+            self.resp.remove_header("etag");
+            self.resp.set_header("cache-control", "private, no-store");
+        }
         self.toolbar = Some(BeforeBodyEnd::new(fragment));
     }
 
@@ -132,6 +143,7 @@ impl Outgoing {
             tee,
             rewrite,
             mut toolbar,
+            ..
         } = self;
         if tee.is_none() && rewrite.is_none() && toolbar.is_none() {
             count(Call::Body, 1);
@@ -246,6 +258,11 @@ pub fn fetch(
     count(Call::HeaderRead, 1);
     let mut copied = 0;
     for name in req.get_header_names() {
+        // The cache key header is a function of the key: it cannot tell two objects
+        // under one key apart, so the lookup leaves it out.
+        if name.as_str() == crate::origin::CACHE_KEY_HEADER {
+            continue;
+        }
         count(Call::HeaderRead, u32::from(platform::touch(name.as_str())));
         if let Some(v) = req.get_header(name) {
             lookup = lookup.header(name, v);
@@ -405,8 +422,8 @@ fn from_cache(found: &fastly::cache::core::Found) -> Option<Response> {
 /// The HTML of the fragment at `path` on `backend` (cached under `key`), or `None`
 /// (logged) when it cannot be had: refused, timed out, not 200, not HTML, too long.
 pub fn fragment(mut req: Request, backend: &str, key: &[u8]) -> Option<String> {
-    count(Call::HeaderWrite, 2);
-    req.remove_header("accept-encoding");
+    // One write: setting a header replaces every value it had.
+    count(Call::HeaderWrite, 1);
     req.set_header("accept-encoding", "identity");
     let path = req.get_path().to_string();
     let (mut resp, tee) = match fetch(req, backend, key) {

@@ -1,5 +1,5 @@
 //! The edge's I/O with Fastly, in one place: the names of the stores, secrets and log
-//! endpoints it uses, reading secrets, writing log lines, reading
+//! endpoints it uses, reading secrets (once per instance), writing log lines, reading
 //! request headers, cookies and bodies, writing header values through the engine's
 //! checked encoder, the id cookie, plain status pages, the clock and randomness, and the
 //! count of calls into the `fastly` crate that reach the host ([`Call`], shown to
@@ -119,6 +119,9 @@ thread_local! {
     static TOUCHED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     /// The host calls of the current request, by kind (reset by [`reset_calls`]).
     static CALLS: Cell<[u32; Call::ALL.len()]> = const { Cell::new([0; Call::ALL.len()]) };
+    /// The secrets read by this instance (name and value, `None` when absent): a secret
+    /// is read once per instance, not per request.
+    static SECRETS: RefCell<Vec<(String, Option<Vec<u8>>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Counts writing the client request's header `name` (set or removed).
@@ -188,9 +191,25 @@ pub fn calls() -> (u32, Vec<(&'static str, u32)>) {
     (all.iter().sum(), kinds)
 }
 
-/// A secret from the secret store, if the store and the secret exist (two host calls: the
-/// open and the read).
+/// A secret from the secret store, if the store and the secret exist. Read from the store
+/// once per instance and kept: an instance lives at most `Serve`'s lifetime (main.rs,
+/// 300 s), so a rotated secret is in use everywhere within that time.
 pub fn secret(name: &str) -> Option<Vec<u8>> {
+    if let Some(kept) = SECRETS.with(|s| {
+        s.borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }) {
+        return kept;
+    }
+    let value = read_secret(name);
+    SECRETS.with(|s| s.borrow_mut().push((name.to_string(), value.clone())));
+    value
+}
+
+/// Reads a secret from the store (two host calls: the open and the read).
+fn read_secret(name: &str) -> Option<Vec<u8>> {
     count(Call::Secret, 1);
     let store = SecretStore::open(SECRET_STORE).ok()?;
     count(Call::Secret, 1);
