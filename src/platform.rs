@@ -66,9 +66,11 @@ pub enum Call {
     HeaderRead,
     /// A request or response header set, appended or removed on a host-side message.
     HeaderWrite,
-    /// A line written to a log endpoint.
+    /// A log endpoint opened, or a line written to it.
     Log,
-    /// A request sent to a backend (or a pending one waited for).
+    /// A request sent to a backend, or a pending one waited for. (Inside a send the
+    /// `fastly` crate also writes the request's cache override, decompression and framing
+    /// settings: counted as the one send.)
     Send,
     /// A Core Cache call (lookup, insert, cancel).
     Cache,
