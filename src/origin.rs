@@ -22,12 +22,9 @@ use fastly::{Body, Request, Response};
 
 use crate::config::Loaded;
 use crate::context::RequestContext;
-use crate::page::Outgoing;
+use crate::page::{CACHE_KEY_HEADER, Outgoing};
 use crate::platform::{self, Call, count, log_ops, status_page};
 use edgeflags_engine::page;
-
-/// The cache key sent to the origin (hex), so it can see what the edge caches by.
-pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
 
 /// SHA-256 of the backend, method, URL (with the routed path) and content decisions.
 fn cache_key(backend: &str, req: &Request, content: &str) -> [u8; 32] {

@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::platform::{self, Call, count, log_ops};
 
+/// The cache key sent to the origin (hex), so it can see what the edge caches by.
+pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
+
 /// What the edge's cache did for a page (`hit`, `miss (stored for N s)`, `pass (why)`).
 pub const CACHE_HEADER: &str = "edgeflags-cache";
 
@@ -260,7 +263,7 @@ pub fn fetch(
     for name in req.get_header_names() {
         // The cache key header is a function of the key: it cannot tell two objects
         // under one key apart, so the lookup leaves it out.
-        if name.as_str() == crate::origin::CACHE_KEY_HEADER {
+        if name.as_str() == CACHE_KEY_HEADER {
             continue;
         }
         count(Call::HeaderRead, u32::from(platform::touch(name.as_str())));
