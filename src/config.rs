@@ -13,7 +13,7 @@ use std::rc::Rc;
 use edgeflags_engine::{Snapshot, compile_packed, pack, payload};
 use fastly::ConfigStore;
 
-use crate::platform::{self, CONFIG_STORE, secrets};
+use crate::platform::{self, CONFIG_STORE, Call, count, secrets};
 
 /// The flag file embedded at build time, and its version.
 const EMBEDDED: &str = include_str!(concat!(env!("OUT_DIR"), "/embedded-flags.json"));
@@ -66,6 +66,7 @@ pub struct Cache {
 /// Loads the snapshot for this request.
 pub fn load(cache: &mut Cache) -> Loaded {
     let mut problems = Vec::new();
+    count(Call::Config, 1);
     let store = match ConfigStore::try_open(CONFIG_STORE) {
         Ok(s) => s,
         Err(e) => {
@@ -73,6 +74,7 @@ pub fn load(cache: &mut Cache) -> Loaded {
             return embedded(cache, problems, 0);
         }
     };
+    count(Call::Config, 1);
     let Some(pointer) = store.try_get(pack::POINTER_KEY).ok().flatten() else {
         problems.push(format!(
             "no `{}` entry in the config store",
@@ -92,7 +94,10 @@ pub fn load(cache: &mut Cache) -> Loaded {
     let key = signing_key();
     let outcome = pack::read_with_pointer(
         &pointer,
-        |k| store.try_get(k).ok().flatten(),
+        |k| {
+            count(Call::Config, 1);
+            store.try_get(k).ok().flatten()
+        },
         key.as_deref(),
         1,
     );

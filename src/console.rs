@@ -234,8 +234,8 @@ fn page(
     let rc: RequestContext = crate::traits::request_context(req, loaded, false);
     let csrf = console::csrf_token(session, key);
     // The stop token and share link exist for a preview that came from the cookie.
-    let from_cookie =
-        rc.preview && context::preview_token(req).as_deref() == cookie(req, PREVIEW_COOKIE);
+    let from_cookie = rc.preview
+        && context::preview(req).map(|p| p.token).as_deref() == cookie(req, PREVIEW_COOKIE);
     let preview_cookie = cookie(req, PREVIEW_COOKIE).filter(|_| from_cookie);
     let stop = preview_cookie.map(|c| console::stop_token(c, key));
     let share = rc.claims.as_ref().filter(|_| from_cookie).map(|c| {
@@ -277,8 +277,8 @@ fn page(
 /// console session cookie.
 pub fn toolbar(req: &Request, rc: &RequestContext) -> Option<String> {
     let claims = rc.claims.as_ref()?;
-    let preview_cookie =
-        cookie(req, PREVIEW_COOKIE).filter(|c| context::preview_token(req).as_deref() == Some(*c));
+    let preview_cookie = cookie(req, PREVIEW_COOKIE)
+        .filter(|c| context::preview(req).map(|p| p.token).as_deref() == Some(*c));
     let stop = preview_cookie
         .and_then(|c| platform::secret(secrets::PREVIEW_KEY).map(|k| console::stop_token(c, &k)));
     Some(page::toolbar(

@@ -4,6 +4,8 @@
 //! (`edgeflags_engine::identity`), the place and its zone (`attributes::set_place`,
 //! `attributes::settle_zone`), what a preview token changes (`preview::apply`).
 
+use std::cell::RefCell;
+
 use chrono::{DateTime, Utc};
 use edgeflags_engine::identity::{self, Identity, Presented};
 use edgeflags_engine::place::Place;
@@ -12,7 +14,7 @@ use fastly::Request;
 
 use crate::config::Loaded;
 use crate::geo;
-use crate::platform::{self, cookie, header, log_ops, secrets};
+use crate::platform::{self, Call, cookie, count, header, log_ops, secrets};
 
 /// The header that carries a preview token (also a cookie or query parameter named
 /// `ef_preview`).
@@ -91,6 +93,7 @@ pub fn build(req: &Request, loaded: &Loaded, server: bool, named: Option<&str>) 
         }
     };
     let mut ctx = Context::with_key(&key);
+    count(Call::Meta, 1);
     let mut place = req
         .get_client_ip_addr()
         .and_then(geo::lookup)
@@ -120,9 +123,8 @@ pub fn build(req: &Request, loaded: &Loaded, server: bool, named: Option<&str>) 
         hashed: std::cell::OnceCell::new(),
     };
     let mut zone_given = false;
-    if let Some(token) = preview_token(req) {
-        let key = platform::secret(secrets::PREVIEW_KEY);
-        match preview::verify(&token, key.as_deref(), rc.now.timestamp()) {
+    if let Some(found) = preview(req) {
+        match found.checked {
             Ok(claims) => {
                 zone_given = preview::apply(&claims, &mut rc.ctx, &mut place, &mut rc.now);
                 rc.preview = true;
@@ -161,8 +163,43 @@ fn set_custom(ctx: &mut Context, req: &Request, allowed: &ContextSettings) {
     }
 }
 
+/// A request's preview token and what its check found.
+#[derive(Clone)]
+pub struct Preview {
+    /// The token as the request carries it.
+    pub token: String,
+    /// Its claims, or why it is ignored.
+    pub checked: Result<preview::Claims, preview::TokenError>,
+}
+
+thread_local! {
+    /// The current request's preview, once read (`None` until then).
+    static PREVIEW: RefCell<Option<Option<Preview>>> = const { RefCell::new(None) };
+}
+
+/// Forgets the previous request's preview; called as each request starts.
+pub fn forget_preview() {
+    PREVIEW.with(|p| *p.borrow_mut() = None);
+}
+
+/// The request's preview token, checked against the preview key. Read and verified once
+/// per request, however many parts of the edge ask (the debug headers, the context, the
+/// toolbar).
+pub fn preview(req: &Request) -> Option<Preview> {
+    if let Some(known) = PREVIEW.with(|p| p.borrow().clone()) {
+        return known;
+    }
+    let found = preview_token(req).map(|token| {
+        let key = platform::secret(secrets::PREVIEW_KEY);
+        let checked = preview::verify(&token, key.as_deref(), platform::now().timestamp());
+        Preview { token, checked }
+    });
+    PREVIEW.with(|p| *p.borrow_mut() = Some(found.clone()));
+    found
+}
+
 /// The preview token of a request: the header, else the cookie, else the query parameter.
-pub fn preview_token(req: &Request) -> Option<String> {
+fn preview_token(req: &Request) -> Option<String> {
     header(req, PREVIEW_HEADER)
         .map(str::to_string)
         .or_else(|| cookie(req, target::PREVIEW_PARAM).map(str::to_string))
@@ -211,6 +248,7 @@ pub fn log_fixed_offset(zone: &str, ctx: &Context, why: &str) {
 
 /// The device class: Fastly's device detection, else the engine's User-Agent rules.
 fn device_class(ua: &str) -> &'static str {
+    count(Call::Device, 1);
     if let Some(d) = fastly::device_detection::lookup(ua) {
         let yes = |b: Option<bool>| b.unwrap_or(false);
         if yes(d.is_bot()) {

@@ -15,6 +15,7 @@ pub fn lookup(ip: IpAddr) -> Option<Place> {
     };
     let mut buf = vec![0u8; 4096];
     let mut written = 0usize;
+    crate::platform::count(crate::platform::Call::Geo, 1);
     // SAFETY: the pointers and lengths describe live buffers owned by this function, and
     // the host writes at most `buf.len()` bytes and reports how many in `written`.
     let status = unsafe {

@@ -64,6 +64,8 @@ fn heap_kib() -> usize {
 
 /// Sends a request whose URL is known to be good to the endpoint its path names.
 fn route(req: Request, loaded: &config::Loaded) -> page::Outgoing {
+    // The `fastly` crate's first read of the URL (later reads are its own copy).
+    platform::count(platform::Call::Meta, 1);
     let path = req.get_path().to_string();
     if path == "/.edgeflags/health" {
         endpoints::health(loaded).into()
@@ -93,12 +95,9 @@ fn route(req: Request, loaded: &config::Loaded) -> page::Outgoing {
 /// and profile lookups): it carries a valid preview token or the explain token. A
 /// request with neither costs no secret read.
 fn debug_allowed(req: &Request) -> bool {
-    if let Some(token) = context::preview_token(req) {
-        let key = platform::secret(secrets::PREVIEW_KEY);
-        let now = platform::now().timestamp();
-        if edgeflags_engine::preview::verify(&token, key.as_deref(), now).is_ok() {
-            return true;
-        }
+    // The token is checked once per request: the context reuses this check.
+    if context::preview(req).is_some_and(|p| p.checked.is_ok()) {
+        return true;
     }
     auth::presented(req).is_some()
         && auth::caller(req, secrets::EXPLAIN_TOKEN) == auth::Caller::Authenticated
@@ -111,6 +110,8 @@ fn handle(req: Request, instance: &mut Instance) {
     let started = Instant::now();
     instance.requests += 1;
     traits::reset_lookups();
+    platform::reset_calls();
+    context::forget_preview();
     let loaded = config::load(&mut instance.cache);
     let config_done = Instant::now();
     // Checked before anything parses the URL through the SDK, which would panic.
@@ -129,6 +130,12 @@ fn handle(req: Request, instance: &mut Instance) {
     // it); only a request allowed to debug sees how: the store and profile lookups, the
     // snapshot's source, and the instance it ran on.
     if debug {
+        // These three writes are counted before the count is taken, so the count covers
+        // every call up to the response's head (its body is sent after it: see
+        // docs/host-calls.md).
+        platform::count(platform::Call::HeaderWrite, 3);
+        let (calls, kinds) = platform::calls();
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}={n}")).collect();
         // The ordinal of this request in its instance (2 and up prove reuse).
         resp.set_header("edgeflags-instance-request", instance.requests.to_string());
         // The instance's linear memory (KiB), so a load run can see whether reuse grows it.
@@ -136,14 +143,16 @@ fn handle(req: Request, instance: &mut Instance) {
         resp.set_header(
             "server-timing",
             format!(
-                "config;dur={config_ms:.3};desc=\"lookups={} source={} cached={}\", edge;dur={edge_ms:.3}, traits;desc=\"lookups={}\"",
+                "config;dur={config_ms:.3};desc=\"lookups={} source={} cached={}\", edge;dur={edge_ms:.3}, traits;desc=\"lookups={}\", host;desc=\"calls={calls} {}\"",
                 loaded.lookups,
                 loaded.source.name(),
                 loaded.reused,
                 traits::lookups(),
+                kinds.join(" "),
             ),
         );
     } else {
+        platform::count(platform::Call::HeaderWrite, 1);
         resp.set_header(
             "server-timing",
             format!("config;dur={config_ms:.3}, edge;dur={edge_ms:.3}"),

@@ -24,12 +24,9 @@ use fastly::{Body, Request, Response};
 
 use crate::config::Loaded;
 use crate::context::RequestContext;
-use crate::page::Outgoing;
-use crate::platform::{self, log_ops, status_page};
+use crate::page::{CACHE_KEY_HEADER, Outgoing};
+use crate::platform::{self, Call, count, log_ops, status_page};
 use edgeflags_engine::page;
-
-/// The cache key sent to the origin (hex), so it can see what the edge caches by.
-pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
 
 /// SHA-256 of the backend, method, URL (with the routed path) and content decisions.
 fn cache_key(backend: &str, req: &Request, content: &str) -> [u8; 32] {
@@ -75,16 +72,18 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     let client_query = req.get_query_str().map(str::to_string);
     // A client cannot forge decisions, trusted attributes or the user a server names;
     // the edge's own credential stays at the edge.
-    let mut removed: Vec<String> = req
+    count(Call::HeaderRead, 1);
+    let (mut removed, mut kept): (Vec<String>, Vec<String>) = req
         .get_header_names_str()
         .into_iter()
-        .filter(|n| forward::reserved(n))
         .map(str::to_string)
-        .collect();
+        .partition(|n| forward::reserved(n));
     if server && let Some(credential) = crate::auth::credential_header(&req) {
         removed.push(credential.to_string());
     }
+    kept.retain(|n| !removed.contains(n));
     for name in removed {
+        platform::count_header_removed(&name);
         req.remove_header(name);
     }
     // The preview token is the edge's: it does not travel on to the origin.
@@ -92,6 +91,7 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
         .get_query_str()
         .and_then(|q| target::without_param(q, target::PREVIEW_PARAM))
     {
+        count(Call::Meta, 1);
         if rest.is_empty() {
             req.remove_query();
         } else {
@@ -100,6 +100,8 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     }
     let evals: Vec<_> = snapshot.evaluate_all(&rc.ctx, rc.now).collect();
     crate::events::exposures(snapshot, &loaded.version, &rc, &evals);
+    // The method's first read.
+    count(Call::Meta, 1);
     let get = req.get_method() == Method::GET;
     if (get || req.get_method() == Method::HEAD)
         && let Some(to) = page::redirect(snapshot, &evals, req.get_path(), client_query.as_deref())
@@ -110,6 +112,7 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     // rewritten page to the client): the rewriter reads text, not gzip.
     let may_rewrite = get && !snapshot.edits().is_empty();
     if may_rewrite {
+        platform::count_header_write("accept-encoding");
         req.set_header("accept-encoding", "identity");
     }
     let Forwarded { headers, content } = forward::forwarded(snapshot, &rc.ctx, &evals);
@@ -119,6 +122,7 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     platform::set_header(&mut req, "edgeflags-snapshot", &loaded.version);
     // Origins get HTTP/1.1 whatever the client spoke (an HTTP/2 request forwarded as
     // such is refused by an HTTP/1 origin).
+    count(Call::Meta, 1);
     req.set_version(Version::HTTP_11);
     let original_path = req.get_path().to_string();
     let route = snapshot.route(&rc.ctx, rc.now);
@@ -126,8 +130,15 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
         .fallback_route()
         .filter(|f| f.backend != route.backend);
     let upload = Upload::of(&mut req);
-    let retry = fallback.map(|_| req.clone_without_body());
-    let fragment_base = may_rewrite.then(|| req.clone_without_body());
+    // A copy reads every header the `fastly` crate has not read yet (one call here).
+    let retry = fallback.map(|_| {
+        platform::count_all_headers(&kept);
+        req.clone_without_body()
+    });
+    let fragment_base = may_rewrite.then(|| {
+        platform::count_all_headers(&kept);
+        req.clone_without_body()
+    });
     let (first, kept) = send(req, route, &original_path, &content, upload);
     let (served_by, fetched) = match first {
         Ok(r) => (route, r),
@@ -163,6 +174,7 @@ fn finish(mut out: Outgoing, rc: &RequestContext) -> Outgoing {
     if let Some(id) = &rc.new_id {
         platform::set_id_cookie(&mut out.resp, id);
         // A response that sets a new id must never be stored in a shared cache.
+        count(Call::HeaderWrite, 1);
         out.resp.set_header("cache-control", "private, no-store");
     }
     out
@@ -174,6 +186,7 @@ fn redirect(to: &page::RedirectTo, rc: &RequestContext) -> Response {
     let status = StatusCode::from_u16(to.status).unwrap_or(StatusCode::FOUND);
     let mut resp = Response::from_status(status);
     platform::set_response_header(&mut resp, "location", &to.location);
+    count(Call::HeaderWrite, 1);
     resp.set_header("cache-control", "private, no-store");
     if let Some(id) = &rc.new_id {
         platform::set_id_cookie(&mut resp, id);
@@ -194,10 +207,11 @@ fn personalize(
     base: Request,
     route: &Route,
 ) {
+    let (content_type, content_encoding) = out.body_type();
     let encoding = match page::rewritable(
         out.resp.get_status().as_u16(),
-        platform::response_header(&out.resp, "content-type"),
-        platform::response_header(&out.resp, "content-encoding"),
+        content_type,
+        content_encoding,
     ) {
         Ok(encoding) => encoding,
         Err(page::PassThrough::Encoded(enc)) => {
@@ -221,6 +235,7 @@ fn personalize(
     }
     for (i, path, variant) in plan.fragments() {
         let mut req = base.clone_without_body();
+        count(Call::Meta, 2);
         req.set_path(&path);
         req.remove_query();
         if let Some(host) = &route.host {
@@ -259,6 +274,10 @@ impl Upload {
     /// Takes the client's body out of `req` when the request has one: a method other
     /// than GET and HEAD, or framing headers that announce one.
     fn of(req: &mut Request) -> Upload {
+        count(
+            Call::HeaderRead,
+            u32::from(platform::touch("transfer-encoding")),
+        );
         let announced = req.contains_header("transfer-encoding")
             || platform::header(req, "content-length").is_some_and(|l| l.trim() != "0");
         if announced || !matches!(req.get_method(), &Method::GET | &Method::HEAD) {
@@ -329,6 +348,7 @@ fn send(
         Some(prefix) => format!("{prefix}{original_path}"),
         None => original_path.to_string(),
     };
+    count(Call::Meta, 1);
     req.set_path(&path);
     if let Some(host) = &route.host {
         platform::set_header(&mut req, "host", host);
@@ -338,6 +358,7 @@ fn send(
     // content, never the user. One cached object serves every user of the same variants
     // (the origin's `Vary` separates what else its body depends on).
     let key = cache_key(backend, &req, content);
+    platform::count_header_write(CACHE_KEY_HEADER);
     req.set_header(CACHE_KEY_HEADER, edgeflags_engine::digest::hex(&key));
     req.set_cache_key(key.to_vec());
     let started = Instant::now();
@@ -347,9 +368,13 @@ fn send(
         Upload::None if req.get_method() == Method::GET => {
             (crate::page::fetch(req, backend, &key), Some(Upload::None))
         }
-        Upload::None => (plain(req.send(backend)), Some(Upload::None)),
+        Upload::None => {
+            count(Call::Send, 1);
+            (plain(req.send(backend)), Some(Upload::None))
+        }
         Upload::Kept(bytes) => {
             req.set_body(bytes.clone());
+            count(Call::Send, 1);
             (plain(req.send(backend)), Some(Upload::Kept(bytes)))
         }
         Upload::Client(body) => match stream(req, backend, body) {
@@ -366,6 +391,8 @@ fn judge(
     backend: &str,
     started: Instant,
 ) -> Result<Fetched, Failure> {
+    // The status's first read.
+    count(Call::Meta, u32::from(sent.is_ok()));
     match sent {
         Ok((r, _)) if r.get_status().is_server_error() => {
             log_ops(
@@ -403,7 +430,9 @@ type Streamed = (Result<Response, SendError>, Option<Vec<u8>>);
 fn stream(mut req: Request, backend: &str, mut body: Body) -> Result<Streamed, String> {
     // The client's own framing headers go along when valid (so an origin that wants a
     // `Content-Length` gets the client's); otherwise the host frames the body itself.
+    count(Call::Meta, 1);
     req.set_framing_headers_mode(FramingHeadersMode::ManuallyFromHeaders);
+    count(Call::Send, 1);
     let (mut out, pending) = match req.send_async_streaming(backend) {
         Ok(p) => p,
         Err(e) => return Ok((Err(e), None)),
@@ -412,17 +441,19 @@ fn stream(mut req: Request, backend: &str, mut body: Body) -> Result<Streamed, S
     let mut buf = vec![0u8; 16 * 1024];
     let mut writable = true;
     loop {
+        count(Call::Body, 1);
         let n = match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
+                count(Call::Body, 1);
                 let _ = out.abandon();
                 drop(pending);
                 return Err(e.to_string());
             }
         };
         let chunk = &buf[..n];
-        if writable && out.write_all(chunk).is_err() {
+        if writable && platform::Counted(&mut out).write_all(chunk).is_err() {
             // The backend stopped taking the body; its answer (or error) says why. The
             // client's body is still read to the end, so a broken one is still the
             // client's 400.
@@ -433,10 +464,12 @@ fn stream(mut req: Request, backend: &str, mut body: Body) -> Result<Streamed, S
             k
         });
     }
+    count(Call::Body, 1);
     if writable {
         let _ = out.finish();
     } else {
         let _ = out.abandon();
     }
+    count(Call::Send, 1);
     Ok((pending.wait(), kept))
 }

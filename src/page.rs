@@ -10,6 +10,7 @@
 //! and headers as user metadata; `Vary` is honoured through the lookup's request
 //! headers, and `Age` both ways (the origin's is the initial age, a hit reports its own).
 
+use std::cell::OnceCell;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -24,7 +25,10 @@ use fastly::http::{HeaderName, HeaderValue, StatusCode};
 use fastly::{Request, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::platform::{self, log_ops};
+use crate::platform::{self, Call, count, log_ops};
+
+/// The cache key sent to the origin (hex), so it can see what the edge caches by.
+pub const CACHE_KEY_HEADER: &str = "edgeflags-cache-key";
 
 /// What the edge's cache did for a page (`hit`, `miss (stored for N s)`, `pass (why)`).
 pub const CACHE_HEADER: &str = "edgeflags-cache";
@@ -58,6 +62,8 @@ pub struct Outgoing {
     rewrite: Option<(Plan, &'static edgeflags_engine::page::Encoding)>,
     /// The preview toolbar, put before `</body>` as the page streams.
     toolbar: Option<BeforeBodyEnd>,
+    /// The response's `Content-Type` and `Content-Encoding`, read once.
+    body_type: OnceCell<(Option<String>, Option<String>)>,
 }
 
 impl From<Response> for Outgoing {
@@ -67,11 +73,22 @@ impl From<Response> for Outgoing {
             tee: None,
             rewrite: None,
             toolbar: None,
+            body_type: OnceCell::new(),
         }
     }
 }
 
 impl Outgoing {
+    /// The response's `Content-Type` and `Content-Encoding` (read from it once, however
+    /// many parts of the edge ask).
+    pub fn body_type(&self) -> (Option<&str>, Option<&str>) {
+        let (t, e) = self.body_type.get_or_init(|| {
+            let read = |name| platform::response_header(&self.resp, name).map(str::to_string);
+            (read("content-type"), read("content-encoding"))
+        });
+        (t.as_deref(), e.as_deref())
+    }
+
     /// A fetched response whose body also goes into the cache (`tee`).
     pub fn fetched(resp: Response, tee: Option<StreamingBody>) -> Outgoing {
         Outgoing {
@@ -79,6 +96,7 @@ impl Outgoing {
             tee,
             rewrite: None,
             toolbar: None,
+            body_type: OnceCell::new(),
         }
     }
 
@@ -86,6 +104,7 @@ impl Outgoing {
     /// length changes) and `ETag` (the bytes are no longer the origin's, and differ by
     /// variant), and is private to this user; its `Vary` stays.
     pub fn rewrite(&mut self, plan: Plan, encoding: &'static edgeflags_engine::page::Encoding) {
+        count(Call::HeaderWrite, 4);
         self.resp.remove_header("content-length");
         self.resp.remove_header("etag");
         self.resp.set_header("cache-control", "private, no-store");
@@ -98,25 +117,23 @@ impl Outgoing {
     /// unencoded `text/html` response as it streams; the page is then private to this
     /// user. Any other response is left as it is.
     pub fn toolbar(&mut self, fragment: String) {
-        let resp = &self.resp;
-        let html = resp
-            .get_header("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| {
-                t.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
-            });
-        let encoded = resp
-            .get_header("content-encoding")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-        if !html || encoded || !resp.get_status().is_success() {
+        let (content_type, encoding) = self.body_type();
+        let html = content_type.is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        });
+        let encoded = encoding.is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        if !html || encoded || !self.resp.get_status().is_success() {
             return;
         }
-        self.resp.remove_header("content-length");
-        self.resp.remove_header("etag");
-        self.resp.set_header("cache-control", "private, no-store");
+        // A rewritten page has had these changes already: they are not written twice.
+        if self.rewrite.is_none() {
+            count(Call::HeaderWrite, 3);
+            self.resp.remove_header("content-length");
+            self.resp.remove_header("etag");
+            self.resp.set_header("cache-control", "private, no-store");
+        }
         self.toolbar = Some(BeforeBodyEnd::new(fragment));
     }
 
@@ -129,12 +146,15 @@ impl Outgoing {
             tee,
             rewrite,
             mut toolbar,
+            ..
         } = self;
         if tee.is_none() && rewrite.is_none() && toolbar.is_none() {
+            count(Call::Body, 1);
             resp.send_to_client();
             return;
         }
         let mut body = resp.take_body();
+        count(Call::Body, 1);
         let mut out = resp.stream_to_client();
         let mut tee = tee;
         let mut rewriter = rewrite.map(|(plan, enc)| Rewriter::new(plan, enc));
@@ -143,6 +163,7 @@ impl Outgoing {
         let mut with_toolbar = Vec::new();
         let mut client_gone = false;
         loop {
+            count(Call::Body, 1);
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -157,7 +178,7 @@ impl Outgoing {
             };
             let chunk = &buf[..n];
             if let Some(t) = tee.as_mut()
-                && t.write_all(chunk).is_err()
+                && write_counted(t, chunk).is_err()
             {
                 log_ops("cache", "writing the cached copy failed");
                 tee = None;
@@ -177,7 +198,7 @@ impl Outgoing {
                 t.push(bytes, &mut with_toolbar);
                 bytes = &with_toolbar[..];
             }
-            if out.write_all(bytes).is_err() {
+            if write_counted(&mut out, bytes).is_err() {
                 // The client left; the cached copy is still completed.
                 client_gone = true;
             }
@@ -191,7 +212,7 @@ impl Outgoing {
                 std::mem::swap(&mut ready, &mut with_toolbar);
             }
             if !client_gone {
-                let _ = out.write_all(&ready);
+                let _ = write_counted(&mut out, &ready);
             }
             if let Some(why) = failure {
                 log_ops(
@@ -204,16 +225,28 @@ impl Outgoing {
             ready.clear();
             t.finish(&mut ready);
             if !client_gone {
-                let _ = out.write_all(&ready);
+                let _ = write_counted(&mut out, &ready);
             }
         }
-        if let Some(t) = tee
-            && t.finish().is_err()
-        {
-            log_ops("cache", "finishing the cached copy failed");
+        if let Some(t) = tee {
+            count(Call::Body, 1);
+            if t.finish().is_err() {
+                log_ops("cache", "finishing the cached copy failed");
+            }
         }
+        count(Call::Body, 1);
         let _ = out.finish();
     }
+}
+
+/// Writes `bytes` to a streaming body, counting the host call (nothing is written, and
+/// nothing counted, for no bytes).
+fn write_counted(out: &mut StreamingBody, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    count(Call::Body, 1);
+    out.write_all(bytes)
 }
 
 /// The response to `req` from `backend`: the cached copy under `key` when there is a
@@ -225,11 +258,23 @@ pub fn fetch(
     key: &[u8],
 ) -> Result<(Response, Option<StreamingBody>), SendError> {
     let mut lookup = Transaction::lookup(CacheKey::copy_from_slice(key));
+    count(Call::HeaderRead, 1);
+    let mut copied = 0;
     for name in req.get_header_names() {
+        // The cache key header is a function of the key: it cannot tell two objects
+        // under one key apart, so the lookup leaves it out.
+        if name.as_str() == CACHE_KEY_HEADER {
+            continue;
+        }
+        count(Call::HeaderRead, u32::from(platform::touch(name.as_str())));
         if let Some(v) = req.get_header(name) {
             lookup = lookup.header(name, v);
+            copied += 1;
         }
     }
+    // The lookup's own request (made with its first header) and each header set on it.
+    count(Call::Cache, if copied > 0 { copied + 1 } else { 0 });
+    count(Call::Cache, 1);
     let tx = match lookup.execute() {
         Ok(tx) => tx,
         Err(e) => {
@@ -238,18 +283,23 @@ pub fn fetch(
                 &format!("lookup failed, fetching without the cache: {e:?}"),
             );
             req.set_pass(true);
+            count(Call::Send, 1);
             return req.send(backend).map(|r| (r, None));
         }
     };
     let mut unreadable = false;
+    count(Call::Cache, 1);
     if let Some(found) = tx.found()
         && !found.is_stale()
     {
         match from_cache(&found) {
             Some(mut resp) => {
+                count(Call::Cache, 1);
                 if tx.must_insert_or_update() {
+                    count(Call::Cache, 1);
                     let _ = tx.cancel_insert_or_update();
                 }
+                count(Call::HeaderWrite, 1);
                 resp.set_header(CACHE_HEADER, "hit");
                 return Ok((resp, None));
             }
@@ -263,9 +313,11 @@ pub fn fetch(
         );
     }
     req.set_pass(true);
+    count(Call::Send, 1);
     let mut resp = match req.send(backend) {
         Ok(r) => r,
         Err(e) => {
+            count(Call::Cache, 1);
             let _ = tx.cancel_insert_or_update();
             return Err(e);
         }
@@ -274,11 +326,16 @@ pub fn fetch(
         resp.get_status().as_u16(),
         platform::response_header(&resp, "cache-control"),
         platform::response_header(&resp, "age"),
-        resp.contains_header("set-cookie"),
+        {
+            count(Call::HeaderRead, 1);
+            resp.contains_header("set-cookie")
+        },
         platform::response_header(&resp, "vary"),
     );
     let Storage::Store { ttl, age } = storage else {
+        count(Call::Cache, 1);
         if tx.must_insert_or_update() {
+            count(Call::Cache, 1);
             let _ = tx.cancel_insert_or_update();
         }
         if let Storage::Pass(why) = storage {
@@ -287,6 +344,7 @@ pub fn fetch(
         return Ok((resp, None));
     };
     let Some(meta) = stored(&resp) else {
+        count(Call::Cache, 1);
         let _ = tx.cancel_insert_or_update();
         return Ok((resp, None));
     };
@@ -294,7 +352,9 @@ pub fn fetch(
         .into_iter()
         .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
+    count(Call::Cache, 1);
     if !tx.must_insert_or_update() {
+        count(Call::HeaderWrite, 1);
         resp.set_header(CACHE_HEADER, "miss (another request stores it)");
         return Ok((resp, None));
     }
@@ -307,8 +367,10 @@ pub fn fetch(
     if !vary.is_empty() {
         insert = insert.vary_by(vary.iter());
     }
+    count(Call::Cache, 1);
     match insert.execute() {
         Ok(tee) => {
+            count(Call::HeaderWrite, 1);
             resp.set_header(CACHE_HEADER, format!("miss (stored for {ttl} s)"));
             Ok((resp, Some(tee)))
         }
@@ -323,6 +385,7 @@ pub fn fetch(
 /// is not text: such a response is not stored).
 fn stored(resp: &Response) -> Option<Bytes> {
     let mut headers = Vec::new();
+    count(Call::HeaderRead, 1);
     for (name, value) in resp.get_headers() {
         if UNSTORED.contains(&name.as_str()) {
             continue;
@@ -338,6 +401,7 @@ fn stored(resp: &Response) -> Option<Bytes> {
 
 /// A response from a cached copy, with its `Age`.
 fn from_cache(found: &fastly::cache::core::Found) -> Option<Response> {
+    count(Call::Cache, 2);
     let meta: Stored = serde_json::from_slice(&found.user_metadata()).ok()?;
     let body = found.to_stream().ok()?;
     let mut resp = Response::from_status(StatusCode::from_u16(meta.status).ok()?);
@@ -349,6 +413,10 @@ fn from_cache(found: &fastly::cache::core::Found) -> Option<Response> {
             resp.append_header(n, v);
         }
     }
+    // The age, then the stored headers and `Age` on the new response (written to the
+    // host when it is sent).
+    count(Call::Cache, 1);
+    count(Call::HeaderWrite, meta.headers.len() as u32 + 1);
     resp.set_header("age", found.age().as_secs().to_string());
     resp.set_body(body);
     Some(resp)
@@ -357,7 +425,8 @@ fn from_cache(found: &fastly::cache::core::Found) -> Option<Response> {
 /// The HTML of the fragment at `path` on `backend` (cached under `key`), or `None`
 /// (logged) when it cannot be had: refused, timed out, not 200, not HTML, too long.
 pub fn fragment(mut req: Request, backend: &str, key: &[u8]) -> Option<String> {
-    req.remove_header("accept-encoding");
+    // One write: setting a header replaces every value it had.
+    count(Call::HeaderWrite, 1);
     req.set_header("accept-encoding", "identity");
     let path = req.get_path().to_string();
     let (mut resp, tee) = match fetch(req, backend, key) {
@@ -389,11 +458,12 @@ pub fn fragment(mut req: Request, backend: &str, key: &[u8]) -> Option<String> {
     let mut text = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        count(Call::Body, 1);
         match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 if let Some(t) = tee.as_mut()
-                    && t.write_all(&buf[..n]).is_err()
+                    && write_counted(t, &buf[..n]).is_err()
                 {
                     tee = None;
                 }
@@ -413,6 +483,7 @@ pub fn fragment(mut req: Request, backend: &str, key: &[u8]) -> Option<String> {
         }
     }
     if let Some(t) = tee {
+        count(Call::Body, 1);
         let _ = t.finish();
     }
     Some(String::from_utf8_lossy(&text).into_owned())

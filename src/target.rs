@@ -25,6 +25,7 @@ fn raw_url(req: &Request) -> Result<Vec<u8>, TargetError> {
     for _ in 0..2 {
         let mut buf = vec![0u8; size];
         let mut written = 0usize;
+        crate::platform::count(crate::platform::Call::Meta, 1);
         // SAFETY: the pointer and length describe a live buffer owned by this function;
         // the host writes at most `buf.len()` bytes and reports how many (or, when the
         // buffer is too small, how many it needs) in `written`.

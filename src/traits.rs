@@ -14,7 +14,7 @@ use fastly::kv_store::{KVStore, KVStoreError};
 
 use crate::config::Loaded;
 use crate::context::{self, RequestContext};
-use crate::platform::{self, PROFILE_STORE, cookie, header, log_ops, secrets};
+use crate::platform::{self, Call, PROFILE_STORE, cookie, count, header, log_ops, secrets};
 
 /// The cookie an origin sets with signed traits.
 pub const TRAITS_COOKIE: &str = "ef_traits";
@@ -95,17 +95,20 @@ fn profile(hashed: Option<String>, now: i64) -> Result<Option<Traits>, String> {
     let Some(hashed) = hashed else {
         return Err("no user_hash_key secret to hash the user key with".into());
     };
+    count(Call::Kv, 1);
     let store = match KVStore::open(PROFILE_STORE) {
         Ok(Some(s)) => s,
         Ok(None) => return Err(format!("KV store {PROFILE_STORE}: not found")),
         Err(e) => return Err(format!("KV store {PROFILE_STORE}: {e}")),
     };
     LOOKUPS.fetch_add(1, Ordering::Relaxed);
+    count(Call::Kv, 1);
     let mut found = match store.lookup(&hashed) {
         Ok(r) => r,
         Err(KVStoreError::ItemNotFound) => return Ok(None),
         Err(e) => return Err(format!("lookup failed: {e}")),
     };
+    count(Call::Body, 1);
     let body = found.take_body_bytes();
     match traits::parse_profile(&body, now) {
         Ok(t) => Ok(Some(t)),

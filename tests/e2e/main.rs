@@ -7,6 +7,7 @@ mod events;
 mod faults;
 mod foundation;
 mod guard;
+mod host_calls;
 mod hostile;
 mod isolation;
 mod ofrep;
