@@ -17,8 +17,10 @@
 //! and split are carried as 64-bit hashes, turned back into text by the small `names`
 //! table at the end. An engine spills numbers to disk when the rows do not fit its memory
 //! limit; DuckDB 1.5 cannot spill the state of `arg_min` or `min` over a long string, which
-//! is what ran out of memory at 20 million events under the default 1.5 GB limit. Two
-//! distinct values of one flag would have to share a 64-bit hash to be confused.
+//! is what ran out of memory at 20 million events under the default 1.5 GB limit; and it
+//! keeps a CTE used twice (`assigned`) in memory it cannot spill, so DuckDB is told to
+//! compute that one at each use, which costs its aggregate twice. Two distinct values of
+//! one flag would have to share a 64-bit hash to be confused.
 
 use edgeflags_engine::events::{COLUMNS, ColumnType};
 
@@ -145,6 +147,17 @@ impl Dialect {
         }
     }
 
+    /// What goes between `name AS` and a CTE's body that is used twice, so that it is
+    /// computed for each use rather than kept: DuckDB keeps a CTE used twice in memory it
+    /// cannot spill (the per-user step of 100 million events ran out of memory there);
+    /// BigQuery and ClickHouse compute a CTE at each use anyway.
+    fn recomputed(self) -> &'static str {
+        match self {
+            Dialect::Duckdb => "NOT MATERIALIZED ",
+            Dialect::Bigquery | Dialect::Clickhouse => "",
+        }
+    }
+
     /// What goes after the query.
     fn settings(self) -> &'static str {
         match self {
@@ -182,6 +195,7 @@ impl Dialect {
         let first_split = self.first_by_time("split_key");
         let conversion_key = self.key("v.variant");
         let settings = self.settings();
+        let recomputed = self.recomputed();
         format!(
             "-- edgeflags report ({dialect}): users per flag, variant, country and split; users in more than
 -- one variant are the rows whose variant is NULL. Columns: {columns}.
@@ -199,7 +213,7 @@ names AS (
   {exposed_where}
   GROUP BY flag, variant_key, country_key, split_key
 ),
-assigned AS (
+assigned AS {recomputed}(
   SELECT flag, user_id, MIN(variant_key) AS low_key, MAX(variant_key) AS high_key,
     MIN(ts) AS first_ts, {first_country} AS first_country, {first_split} AS first_split
   FROM exposures
