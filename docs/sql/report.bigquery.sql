@@ -62,4 +62,4 @@ LEFT JOIN (SELECT DISTINCT flag, country_key, country_name FROM names) AS c
   ON c.flag = g.flag AND c.country_key = g.country_key
 LEFT JOIN (SELECT DISTINCT flag, split_key, split_text FROM names) AS s
   ON s.flag = g.flag AND s.split_key = g.split_key
-ORDER BY flag, variant, country, split
+ORDER BY g.flag, v.variant_name NULLS LAST, c.country_name NULLS LAST, s.split_text NULLS LAST

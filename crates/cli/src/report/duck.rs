@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use duckdb::Connection;
 
-use super::query::{Dialect, Filter};
+use super::query::{Dialect, Filter, Keep};
 use super::rows::Row;
 
 /// What the report's query needs of each event, as DuckDB's JSON reader takes it: the
@@ -247,6 +247,24 @@ impl Loaded {
             .context("the report's query")?
             .collect::<Result<Vec<_>, _>>()
             .context("the report's query")?;
+        // In the query's order (flag, variant, country, split, each absent one last),
+        // put again here: DuckDB was seen to return the users in more than one variant
+        // first when the per-user step is computed twice, its ORDER BY notwithstanding.
+        let mut rows = rows;
+        rows.sort_by(|a, b| {
+            let key = |r: &Row| {
+                (
+                    r.flag.clone(),
+                    r.variant.is_none(),
+                    r.variant.clone(),
+                    r.country.is_none(),
+                    r.country.clone(),
+                    r.split.is_none(),
+                    r.split.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
         Ok(rows)
     }
 }
@@ -351,6 +369,24 @@ pub fn load(files: &[PathBuf], settings: &Settings) -> Result<Loaded> {
     })
 }
 
+/// Up to this many events, the report's per-user step is kept in memory between its two
+/// uses ([`Keep::InMemory`]); past it, computed at each ([`Keep::Recompute`]). Ten million
+/// events make at most ten million users a flag, about 1 GB kept at the very worst (two
+/// million users, 2 flags, the bench's 10 M events: well within the default 1.5 GB);
+/// the 100 M-event bench ran out of memory kept.
+const KEEP_UP_TO: usize = 10_000_000;
+
+impl Loaded {
+    /// How the report's query should treat its per-user step for these events.
+    pub fn keep(&self) -> Keep {
+        if self.lines <= KEEP_UP_TO {
+            Keep::InMemory
+        } else {
+            Keep::Recompute
+        }
+    }
+}
+
 /// The kinds of event the analysis reads: `report` counts exposures and conversions,
 /// `guard` exposures and origin errors.
 const KINDS: [&str; 3] = ["exposure", "conversion", "error"];
@@ -359,7 +395,8 @@ const KINDS: [&str; 3] = ["exposure", "conversion", "error"];
 pub fn run(files: &[PathBuf], filter: Filter<'_>, settings: &Settings) -> Result<Run> {
     let loaded = load(files, settings)?;
     loaded.step(format!("counting users in {} events", loaded.lines));
-    let rows = loaded.rows(&Dialect::Duckdb.report_query("events", filter))?;
+    let rows =
+        loaded.rows(&Dialect::Duckdb.report_query_keeping("events", filter, loaded.keep()))?;
     Ok(Run {
         rows,
         lines: loaded.lines,
@@ -509,6 +546,36 @@ mod tests {
         let mut want = expected();
         want[3] = row(Some("v2"), Some("FR"), 1.0, 1.0, 2.0, 4.0);
         assert_eq!(r.rows, want);
+    }
+
+    #[test]
+    fn the_per_user_step_kept_or_computed_twice_gives_the_same_rows() {
+        let file = scratch("keep.ndjson", LOG);
+        let settings = Settings {
+            memory_limit: "256MB".into(),
+        };
+        let loaded =
+            load(std::slice::from_ref(&file), &settings).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(loaded.keep(), Keep::InMemory);
+        for event in [Some("purchase"), None] {
+            let filter = Filter { flag: None, event };
+            let query = |keep| Dialect::Duckdb.report_query_keeping("events", filter, keep);
+            assert!(query(Keep::Recompute).contains("assigned AS NOT MATERIALIZED ("));
+            assert!(query(Keep::InMemory).contains("assigned AS ("));
+            let kept = loaded
+                .rows(&query(Keep::InMemory))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            let twice = loaded
+                .rows(&query(Keep::Recompute))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(kept, twice);
+            if event.is_some() {
+                // The users in more than one variant last, then the same rows.
+                let mut want = expected();
+                want.rotate_left(1);
+                assert_eq!(kept, want);
+            }
+        }
     }
 
     #[test]

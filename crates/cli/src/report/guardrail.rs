@@ -77,7 +77,11 @@ pub fn counts(
         .execute_batch(ERRORS_AS_CONVERSIONS)
         .context("cannot set DuckDB up")?;
     loaded.step("counting users with origin errors");
-    let errors = per_variant(&loaded.rows(&Dialect::Duckdb.report_query("guard_errors", every))?)?;
+    let errors = per_variant(&loaded.rows(&Dialect::Duckdb.report_query_keeping(
+        "guard_errors",
+        every,
+        loaded.keep(),
+    ))?)?;
     let conversions = match event {
         Some(e) => {
             let filter = Filter {
@@ -85,9 +89,9 @@ pub fn counts(
                 event: Some(e),
             };
             loaded.step(format!("counting users who converted ({e})"));
-            Some(per_variant(
-                &loaded.rows(&Dialect::Duckdb.report_query("events", filter))?,
-            )?)
+            Some(per_variant(&loaded.rows(
+                &Dialect::Duckdb.report_query_keeping("events", filter, loaded.keep()),
+            )?)?)
         }
         None => None,
     };
