@@ -5,7 +5,8 @@
 //!
 //! Every value is a hash of the event's number, so a log is the same on every machine:
 //! event i is a conversion when hash(i) says so (`--conversions`), else an exposure of
-//! flag hash(i) mod F; its user is hash(i) mod U, whose variant of a flag is the user's
+//! flag hash(2i + 1) mod F (not DuckDB's `hash(i, 'flag')`: that is `hash(i)` combined
+//! with a constant, so its low bits followed the user's and each user saw one flag); its user is hash(i) mod U, whose variant of a flag is the user's
 //! hash and whose country is fixed. One user in a thousand sees the other variant on
 //! every second event (so some users are in both); conversions name the user's variant
 //! of every flag, and fall before and after exposures alike.
@@ -61,7 +62,7 @@ fn events_sql(a: &Args) -> String {
     format!(
         "WITH base AS (
            SELECT i, hash(i, 'kind') % 1000 < {per_mille} AS conv, hash(i, 'user') % {users} AS u,
-             hash(i, 'flag') % {flags} AS f
+             hash(2 * i + 1) % {flags} AS f
            FROM range({n}) AS t(i)
          ), who AS (
            SELECT *, md5('user-' || u) AS uid,
