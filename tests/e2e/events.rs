@@ -4,20 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use edgeflags_e2e::{AppSpec, Req, app};
+use edgeflags_e2e::{AppSpec, Req, app, dev_user_hash};
 use edgeflags_engine::events::{Event, Kind, SCHEMA_VERSION, Served, Weight};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-fn hashed(user: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"dev-user-hash-key-not-for-production")
-        .unwrap_or_else(|e| panic!("{e}"));
-    mac.update(user.as_bytes());
-    mac.finalize().into_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 #[test]
 fn exposures_and_conversions_are_logged_without_the_raw_user_key() {
@@ -28,7 +16,7 @@ fn exposures_and_conversions_are_logged_without_the_raw_user_key() {
     let events = app.log_json("edgeflags_events");
     let mine: Vec<_> = events
         .iter()
-        .filter(|e| e["user"] == hashed(user).as_str())
+        .filter(|e| e["user"] == dev_user_hash(user).as_str())
         .collect();
     // checkout has exposure_sample 1.0; the other demo flags have none.
     assert_eq!(mine.len(), 1, "{events:?}");
@@ -76,7 +64,7 @@ fn exposures_and_conversions_are_logged_without_the_raw_user_key() {
     let conv: Vec<_> = app
         .log_json("edgeflags_events")
         .into_iter()
-        .filter(|e| e["kind"] == "conversion" && e["user"] == hashed(user).as_str())
+        .filter(|e| e["kind"] == "conversion" && e["user"] == dev_user_hash(user).as_str())
         .collect();
     assert_eq!(conv.len(), 1);
     assert_eq!(
@@ -166,8 +154,9 @@ fn report_on_the_captured_log_reproduces_the_counts_of_the_run() {
         }
     }
     // The demo app is shared with other tests: the report reads this run's users' lines.
-    let mine: std::collections::BTreeSet<String> =
-        (0..80).map(|i| hashed(&format!("u-report-{i}"))).collect();
+    let mine: std::collections::BTreeSet<String> = (0..80)
+        .map(|i| dev_user_hash(&format!("u-report-{i}")))
+        .collect();
     let lines: Vec<String> = app
         .logs()
         .into_iter()

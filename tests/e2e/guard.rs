@@ -8,20 +8,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use edgeflags_e2e::{AppSpec, Behaviour, Req, Store, app, cli_binary, demo_flags, packed};
+use edgeflags_e2e::{
+    AppSpec, Behaviour, Req, Store, app, cli_binary, demo_flags, dev_user_hash, packed,
+};
 use edgeflags_engine::events::{Event, Kind, Served};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-fn hashed(user: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"dev-user-hash-key-not-for-production")
-        .unwrap_or_else(|e| panic!("{e}"));
-    mac.update(user.as_bytes());
-    mac.finalize().into_bytes()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("edgeflags-e2e-guard-{}", std::process::id()));
@@ -74,7 +64,7 @@ fn load(addr: SocketAddr, users: &[String]) -> Vec<u16> {
 
 /// Writes the events lines of `users` from `logs` to a file, as a log endpoint's.
 fn events_log(logs: &[String], users: &[String], name: &str) -> PathBuf {
-    let mine: std::collections::BTreeSet<String> = users.iter().map(|u| hashed(u)).collect();
+    let mine: std::collections::BTreeSet<String> = users.iter().map(|u| dev_user_hash(u)).collect();
     let lines: Vec<&str> = logs
         .iter()
         .filter(|l| {

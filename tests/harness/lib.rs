@@ -37,6 +37,20 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The user as the edge's events name them under the local `user_hash_key` of
+/// `config-store/secrets.json`: HMAC-SHA256 of the key, the first 16 bytes in hex. Written
+/// here apart from the engine's, so the tests check the edge's hash against another.
+pub fn dev_user_hash(user: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"dev-user-hash-key-not-for-production")
+        .unwrap_or_else(|e| panic!("{e}"));
+    mac.update(user.as_bytes());
+    mac.finalize().into_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The `edgeflags` CLI built by the same `cargo test` (beside the test executable's
 /// `deps/` directory).
 pub fn cli_binary() -> PathBuf {

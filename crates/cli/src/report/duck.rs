@@ -251,20 +251,16 @@ impl Loaded {
         // put again here: DuckDB was seen to return the users in more than one variant
         // first when the per-user step is computed twice, its ORDER BY notwithstanding.
         let mut rows = rows;
-        rows.sort_by(|a, b| {
-            let key = |r: &Row| {
-                (
-                    r.flag.clone(),
-                    r.variant.is_none(),
-                    r.variant.clone(),
-                    r.country.is_none(),
-                    r.country.clone(),
-                    r.split.is_none(),
-                    r.split.clone(),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
+        let key = |r: &Row| {
+            let last = |o: &Option<String>| (o.is_none(), o.clone());
+            (
+                r.flag.clone(),
+                last(&r.variant),
+                last(&r.country),
+                last(&r.split),
+            )
+        };
+        rows.sort_by_cached_key(key);
         Ok(rows)
     }
 }
