@@ -212,21 +212,133 @@ impl Context {
     }
 }
 
-/// String equality without a call to `memcmp`: the strings compared while evaluating
-/// (attribute names, country codes, variant names) are short, and in wasm a library call
-/// per comparison costs more than the bytes.
+/// String equality without a call to `memcmp` and without a loop over bytes: the strings
+/// compared while evaluating (attribute names, country codes, variant names) are short,
+/// and in wasm a library call per comparison costs more than the bytes. Up to 16 bytes
+/// are compared as at most two (possibly overlapping) words; longer strings eight bytes
+/// at a time.
 #[inline]
 pub(crate) fn same(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word8(a, i) != word8(b, i) {
+                return false;
+            }
+            i += 8;
         }
-        i += 1;
+        // The last eight bytes, overlapping the previous word when `n` is not a multiple.
+        return word8(a, n - 8) == word8(b, n - 8);
     }
-    true
+    if n >= 4 {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    match n {
+        0 => true,
+        1 => a.first() == b.first(),
+        2 => a.get(..2) == b.get(..2),
+        _ => a.get(..2) == b.get(..2) && a.get(2) == b.get(2),
+    }
+}
+
+/// The eight bytes at `i` as a word (0 past the end, which callers never ask for).
+#[inline(always)]
+fn word8(s: &[u8], i: usize) -> u64 {
+    s.get(i..i + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}
+
+/// The four bytes at `i` as a word (0 past the end, which callers never ask for).
+#[inline(always)]
+fn word4(s: &[u8], i: usize) -> u32 {
+    s.get(i..i + 4)
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map(u32::from_le_bytes)
+        .unwrap_or(0)
+}
+
+/// The byte order of two strings (as `str::cmp`), deciding on the first eight bytes as
+/// one big-endian word when both have them, so that a lookup by flag key rarely calls
+/// `memcmp`.
+#[inline]
+pub(crate) fn order(a: &str, b: &str) -> std::cmp::Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    if x.len() >= 8 && y.len() >= 8 {
+        let (p, q) = (word8(x, 0).swap_bytes(), word8(y, 0).swap_bytes());
+        if p != q {
+            return p.cmp(&q);
+        }
+    }
+    x.cmp(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{order, same};
+
+    #[test]
+    fn same_and_order_agree_with_the_standard_comparisons() {
+        let words = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "abc",
+            "abd",
+            "key",
+            "now",
+            "DE",
+            "US",
+            "de",
+            "abcd",
+            "abce",
+            "bbcd",
+            "abcde",
+            "abcdf",
+            "country",
+            "countrx",
+            "flag-000",
+            "flag-001",
+            "flag-0000",
+            "flag-000a",
+            "xlag-000",
+            "a\0",
+            "a\0\0",
+            "東京",
+            "東京都",
+            "0123456789abcdef",
+            "0123456789abcdeg",
+            "1123456789abcdef",
+            "0123456789abcdef0",
+            "0123456789abcdef01234567",
+            "0123456789abcdef01234568",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+                assert_eq!(order(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+        // Every length to 40, differing at every position.
+        let base: String = (0..40).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        for n in 0..=40 {
+            let a = &base[..n];
+            assert!(same(a, a));
+            for at in 0..n {
+                let mut b = a.as_bytes().to_vec();
+                b[at] = b'Z';
+                let b = String::from_utf8(b).unwrap_or_default();
+                assert!(!same(a, &b), "{a:?} {b:?}");
+                assert_eq!(order(a, &b), a.cmp(&b), "{a:?} {b:?}");
+            }
+        }
+    }
 }

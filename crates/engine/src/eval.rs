@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::allocation::{Allocation, draw};
 use crate::context::{AttrValue, Context};
-use crate::model::{Clause, FlagType, Op, Serve, Snapshot};
+use crate::model::{Clause, Flag, FlagType, Op, Serve, Snapshot};
 
 /// Why an evaluation returned what it did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -204,18 +204,32 @@ impl Snapshot {
         let Some(f) = self.flags.get(i) else {
             return Evaluation::error("", ErrorCode::General);
         };
-        let variants = f.variants.of(&self.arena.variants);
+        // The decision first (a variant index, the reason, the bucket), the result built
+        // once from it: one place writes the result, and the decision stays small.
+        let (variant, reason, bucket) = self.decide(f, ctx, now);
+        match f.variants.of(&self.arena.variants).get(variant) {
+            Some(v) => Evaluation {
+                key: &f.key,
+                value: Some(&v.value),
+                variant: Some(&v.name),
+                reason,
+                bucket,
+            },
+            None => Evaluation::error(&f.key, ErrorCode::General),
+        }
+    }
+
+    /// The variant (index) flag `f` serves, why, and the bucket that placed the user.
+    #[inline(always)]
+    fn decide<'s>(
+        &'s self,
+        f: &'s Flag,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> (usize, Reason<'s>, Option<u32>) {
         let serve =
-            |variant: usize, reason: Reason<'s>, bucket: Option<u32>| match variants.get(variant) {
-                Some(v) => Evaluation {
-                    key: &f.key,
-                    value: Some(&v.value),
-                    variant: Some(&v.name),
-                    reason,
-                    bucket,
-                },
-                None => Evaluation::error(&f.key, ErrorCode::General),
-            };
+            |variant: usize, reason: Reason<'s>, bucket: Option<u32>| (variant, reason, bucket);
+        let variants = f.variants.of(&self.arena.variants);
         if let Some(forced) = ctx.forced(&f.key)
             && let Some(v) = variants.iter().position(|v| *v.name == *forced)
         {
@@ -360,10 +374,10 @@ impl Snapshot {
             return false;
         };
         if let Some(key) = ctx.key() {
-            if seg.excluded.contains(&self.arena.strings, key) {
+            if seg.excluded.contains(&self.arena, key) {
                 return false;
             }
-            if seg.included.contains(&self.arena.strings, key) {
+            if seg.included.contains(&self.arena, key) {
                 return true;
             }
         }
@@ -391,7 +405,7 @@ impl Snapshot {
         let strings = &self.arena.strings;
         match op {
             Op::In { strs, nums, .. } => {
-                strs.contains(strings, s)
+                strs.contains(&self.arena, s)
                     || (!nums.is_empty() && s.parse::<f64>().is_ok_and(|n| nums.contains(&n)))
             }
             Op::StartsWith(v) => v.of(strings).iter().any(|p| s.starts_with(&**p)),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::allocation::{Allocation, Holdout, Layer};
-use crate::context::same;
+use crate::context::{order, same};
 use crate::zone::Window;
 
 /// A name or string value held by a snapshot: shared, so that a packed snapshot holds
@@ -172,7 +172,7 @@ impl Snapshot {
     pub(crate) fn position(&self, key: &str) -> Option<usize> {
         let found = self
             .index
-            .binary_search_by(|&i| self.flags.get(i).map(|f| &*f.key).unwrap_or("").cmp(key));
+            .binary_search_by(|&i| order(self.flags.get(i).map(|f| &*f.key).unwrap_or(""), key));
         found.ok().and_then(|n| self.index.get(n).copied())
     }
 }
@@ -259,6 +259,34 @@ pub(crate) struct Arena {
     pub(crate) splits: Vec<Split>,
     /// (exclusive upper bucket bound, variant index) of every split.
     pub(crate) slots: Vec<(u32, usize)>,
+    /// Beside each of `strings`, its [`short_word`] (0 for a string of eight bytes or
+    /// more), so that a small set tests a short value (a country, a device, a language)
+    /// by comparing words, without reading the strings. Filled by [`Arena::sealed`].
+    pub(crate) words: Vec<u64>,
+}
+
+impl Arena {
+    /// The arena with [`Arena::words`] computed: the last step of compile and decode.
+    pub(crate) fn sealed(mut self) -> Arena {
+        self.words = self.strings.iter().map(|s| short_word(s)).collect();
+        self
+    }
+}
+
+/// A string of at most seven bytes as one word: its bytes (little-endian) and, in the top
+/// byte, its length plus one, so that two such strings are equal exactly when their words
+/// are. Longer strings have no word (0, which no short string's word equals).
+#[inline]
+pub(crate) fn short_word(s: &str) -> u64 {
+    let b = s.as_bytes();
+    if b.len() > 7 {
+        return 0;
+    }
+    let mut w = (b.len() as u64 + 1) << 56;
+    for (i, &x) in b.iter().enumerate() {
+        w |= u64::from(x) << (8 * i);
+    }
+    w
 }
 
 /// Flag indexes ordered by key, for [`Snapshot::position`].
@@ -420,9 +448,16 @@ impl StrSet {
             StrSet::Few(Span::push(strings, items))
         }
     }
-    pub(crate) fn contains(&self, strings: &[Name], s: &str) -> bool {
+    pub(crate) fn contains(&self, arena: &Arena, s: &str) -> bool {
         match self {
-            StrSet::Few(span) => span.of(strings).iter().any(|x| same(x, s)),
+            StrSet::Few(span) if s.len() <= 7 => {
+                let w = short_word(s);
+                span.of(&arena.words).contains(&w)
+            }
+            StrSet::Few(span) => span
+                .of(&arena.strings)
+                .iter()
+                .any(|x| x.len() > 7 && same(x, s)),
             StrSet::Many(h) => h.contains(s),
         }
     }
@@ -670,6 +705,57 @@ mod tests {
     fn three_flags() -> Snapshot {
         let file = r#"{"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"c":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
         crate::compile_str(file).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_small_set_finds_exactly_its_members_by_word_or_by_text() {
+        let members = [
+            "",
+            "DE",
+            "de",
+            "mobile",
+            "1234567",
+            "12345678",
+            "a\0",
+            "東京",
+            "user-4242",
+            "a-much-longer-member-of-the-set",
+        ];
+        let others = [
+            "D",
+            "DEU",
+            "d",
+            "mobil",
+            "mobile ",
+            "123456",
+            "12345679",
+            "a",
+            "a\0\0",
+            "東",
+            "user-4243",
+            "a-much-longer-member-of-the-sex",
+            "\0",
+        ];
+        let mut arena = Arena::default();
+        let names: Vec<Name> = members.iter().map(|m| Name::from(*m)).collect();
+        let set = StrSet::new(&mut arena.strings, names);
+        let arena = arena.sealed();
+        assert!(matches!(set, StrSet::Few(_)));
+        for m in members {
+            assert!(set.contains(&arena, m), "{m:?}");
+        }
+        for o in others {
+            assert!(!set.contains(&arena, o), "{o:?}");
+        }
+        // A set with no short member, and the empty set.
+        let mut arena = Arena::default();
+        let long = StrSet::new(&mut arena.strings, vec![Name::from("eight-by")]);
+        let empty = StrSet::new(&mut arena.strings, Vec::new());
+        let arena = arena.sealed();
+        assert!(long.contains(&arena, "eight-by"));
+        assert!(!long.contains(&arena, "eight-b"));
+        assert!(!long.contains(&arena, ""));
+        assert!(!empty.contains(&arena, ""));
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl<'a> Reader<'a> {
             strings: Vec::with_capacity(strings.min(MAX_RESERVE)),
             splits: Vec::with_capacity(splits.min(MAX_RESERVE)),
             slots: Vec::with_capacity(slots.min(MAX_RESERVE)),
+            words: Vec::new(),
         };
         let fingerprint = self.string()?;
         let uses_traits = self.bool()?;
@@ -256,7 +257,7 @@ impl<'a> Reader<'a> {
         let index = key_order(&flags);
         Ok(Snapshot {
             flags,
-            arena: std::mem::take(&mut self.arena),
+            arena: std::mem::take(&mut self.arena).sealed(),
             index,
             segments,
             routes,

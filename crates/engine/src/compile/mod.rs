@@ -422,7 +422,7 @@ impl Compiler {
         };
         Some(Snapshot {
             flags,
-            arena: std::mem::take(&mut self.arena),
+            arena: std::mem::take(&mut self.arena).sealed(),
             index,
             segments,
             routes,
