@@ -246,6 +246,33 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     }
 }
 
+/// A string of at most seven bytes as one word: its bytes (little-endian) and, in the top
+/// byte, its length plus one, so that two such strings are equal exactly when their words
+/// are. Longer strings have no word (0, which no short string's word equals). Read as two
+/// overlapping loads, not byte by byte.
+#[inline]
+pub(crate) fn short_word(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let n = b.len();
+    let bytes = match n {
+        0 => 0,
+        1 => u64::from(b.first().copied().unwrap_or(0)),
+        2 | 3 => u64::from(word2(b, 0)) | (u64::from(word2(b, n - 2)) << (8 * (n - 2))),
+        4..=7 => u64::from(word4(b, 0)) | (u64::from(word4(b, n - 4)) << (8 * (n - 4))),
+        _ => return 0,
+    };
+    bytes | ((n as u64 + 1) << 56)
+}
+
+/// The two bytes at `i` as a word (0 past the end, which callers never ask for).
+#[inline(always)]
+fn word2(s: &[u8], i: usize) -> u16 {
+    s.get(i..i + 2)
+        .and_then(|w| <[u8; 2]>::try_from(w).ok())
+        .map(u16::from_le_bytes)
+        .unwrap_or(0)
+}
+
 /// The eight bytes at `i` as a word (0 past the end, which callers never ask for).
 #[inline(always)]
 fn word8(s: &[u8], i: usize) -> u64 {
@@ -264,24 +291,104 @@ fn word4(s: &[u8], i: usize) -> u32 {
         .unwrap_or(0)
 }
 
-/// The byte order of two strings (as `str::cmp`), deciding on the first eight bytes as
-/// one big-endian word when both have them, so that a lookup by flag key rarely calls
-/// `memcmp`.
+/// The byte order of two strings (as `str::cmp`), eight bytes at a time as big-endian
+/// words while both have them, so that a lookup by flag key calls no `memcmp`.
 #[inline]
 pub(crate) fn order(a: &str, b: &str) -> std::cmp::Ordering {
     let (x, y) = (a.as_bytes(), b.as_bytes());
-    if x.len() >= 8 && y.len() >= 8 {
-        let (p, q) = (word8(x, 0).swap_bytes(), word8(y, 0).swap_bytes());
+    let mut i = 0;
+    while i + 8 <= x.len() && i + 8 <= y.len() {
+        let (p, q) = (word8(x, i).swap_bytes(), word8(y, i).swap_bytes());
         if p != q {
             return p.cmp(&q);
         }
+        i += 8;
     }
-    x.cmp(y)
+    let (x, y) = (
+        x.get(i..).unwrap_or_default(),
+        y.get(i..).unwrap_or_default(),
+    );
+    let mut j = 0;
+    while j < x.len() && j < y.len() {
+        let (p, q) = (x.get(j), y.get(j));
+        if p != q {
+            return p.cmp(&q);
+        }
+        j += 1;
+    }
+    x.len().cmp(&y.len())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{order, same};
+    use super::{order, same, short_word};
+
+    #[test]
+    fn attributes_are_found_by_short_and_long_names_after_sets_and_removes() {
+        use super::{AttrValue, Context};
+        let names = [
+            "key",
+            "country",
+            "k",
+            "",
+            "a-long-attribute-name",
+            "東京",
+            "countr",
+            "countryx",
+        ];
+        let mut c = Context::new();
+        for (i, n) in names.iter().enumerate() {
+            c.set(n, i as f64);
+        }
+        let value = |c: &Context, n: &str| match c.get(n) {
+            Some(AttrValue::Num(x)) => Some(*x as usize),
+            _ => None,
+        };
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(value(&c, n), Some(i), "{n:?}");
+        }
+        for absent in ["ke", "keys", "Country", "a-long-attribute-nam", "東"] {
+            assert_eq!(c.get(absent), None, "{absent:?}");
+        }
+        c.remove("country");
+        c.remove("k");
+        c.set("key", 9.0);
+        assert_eq!(value(&c, "country"), None);
+        assert_eq!(value(&c, "k"), None);
+        assert_eq!(value(&c, "key"), Some(9));
+        assert_eq!(value(&c, "countr"), Some(6));
+        assert_eq!(value(&c, "a-long-attribute-name"), Some(4));
+        assert_eq!(value(&c, "countryx"), Some(7));
+        c.set("country", 10.0);
+        assert_eq!(value(&c, "country"), Some(10));
+    }
+
+    #[test]
+    fn short_words_are_equal_exactly_when_short_strings_are() {
+        let words = [
+            "", "a", "b", "\0", "a\0", "\0a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg",
+            "bbcdefg", "abcdefh", "DE", "US", "東", "東京", "abcdefgh", "abcdefgi",
+        ];
+        for a in words {
+            assert_eq!(short_word(a) == 0, a.len() > 7, "{a:?}");
+            for b in words {
+                if a.len() <= 7 && b.len() <= 7 {
+                    assert_eq!(short_word(a) == short_word(b), a == b, "{a:?} {b:?}");
+                }
+            }
+        }
+        // The bytes sit where a byte-by-byte packing puts them.
+        let bytewise = |s: &str| {
+            s.bytes()
+                .enumerate()
+                .fold((s.len() as u64 + 1) << 56, |w, (i, x)| {
+                    w | u64::from(x) << (8 * i)
+                })
+        };
+        for a in words.iter().filter(|a| a.len() <= 7) {
+            assert_eq!(short_word(a), bytewise(a), "{a:?}");
+        }
+    }
 
     #[test]
     fn same_and_order_agree_with_the_standard_comparisons() {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::allocation::{Allocation, Holdout, Layer};
-use crate::context::{order, same};
+use crate::context::{order, same, short_word};
 use crate::zone::Window;
 
 /// A name or string value held by a snapshot: shared, so that a packed snapshot holds
@@ -259,7 +259,7 @@ pub(crate) struct Arena {
     pub(crate) splits: Vec<Split>,
     /// (exclusive upper bucket bound, variant index) of every split.
     pub(crate) slots: Vec<(u32, usize)>,
-    /// Beside each of `strings`, its [`short_word`] (0 for a string of eight bytes or
+    /// Beside each of `strings`, its [`crate::context::short_word`] (0 for a string of eight bytes or
     /// more), so that a small set tests a short value (a country, a device, a language)
     /// by comparing words, without reading the strings. Filled by [`Arena::sealed`].
     pub(crate) words: Vec<u64>,
@@ -271,22 +271,6 @@ impl Arena {
         self.words = self.strings.iter().map(|s| short_word(s)).collect();
         self
     }
-}
-
-/// A string of at most seven bytes as one word: its bytes (little-endian) and, in the top
-/// byte, its length plus one, so that two such strings are equal exactly when their words
-/// are. Longer strings have no word (0, which no short string's word equals).
-#[inline]
-pub(crate) fn short_word(s: &str) -> u64 {
-    let b = s.as_bytes();
-    if b.len() > 7 {
-        return 0;
-    }
-    let mut w = (b.len() as u64 + 1) << 56;
-    for (i, &x) in b.iter().enumerate() {
-        w |= u64::from(x) << (8 * i);
-    }
-    w
 }
 
 /// Flag indexes ordered by key, for [`Snapshot::position`].
