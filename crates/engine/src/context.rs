@@ -241,8 +241,7 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     match n {
         0 => true,
         1 => a.first() == b.first(),
-        2 => a.get(..2) == b.get(..2),
-        _ => a.get(..2) == b.get(..2) && a.get(2) == b.get(2),
+        _ => word2(a, 0) == word2(b, 0) && word2(a, n - 2) == word2(b, n - 2),
     }
 }
 
