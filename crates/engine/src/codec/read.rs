@@ -496,12 +496,12 @@ impl<'a> Reader<'a> {
 
     /// A flag's rules. Flags often have the same rules (the same ids, clauses and
     /// served variants), which the BODY writes out again for each: when a flag's rules
-    /// are written exactly as the previous flag's, they are that flag's rules, so they
-    /// are shared (one copy in the rules and clauses arrays, as compile makes a
-    /// flag's variants), not read again. The same text read in the same state gives the
-    /// same rules, so sharing changes nothing a reader sees; the state is the same
-    /// unless reading the rules learned a list (the text then says "a new list" where a
-    /// later flag's says "list n"), and such rules are not shared.
+    /// are written exactly as the previous flag's, they are that flag's rules, shared
+    /// (one copy in the rules and clauses arrays, as a list written once and referred
+    /// to is), not read again. The same text read in the same state gives the same
+    /// rules, so sharing changes nothing a reader sees; the state is the same unless
+    /// reading the rules learned a list (the text then says "a new list" where a later
+    /// flag's says "list n"), and such rules are not shared.
     fn rules(&mut self) -> Result<Span, Bad> {
         let from = self.pos;
         if let Some((start, end, rules)) = self.last_rules {
