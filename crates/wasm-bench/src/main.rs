@@ -8,14 +8,18 @@
 //! new instance) and in memory already touched (the same work without the faults).
 //! Prints one markdown table row per size, then a second table of where a fresh
 //! instance's time goes (read the parts and check the checksum; decode the compiled
-//! snapshot; evaluate every flag; untouched memory).
+//! snapshot; evaluate every flag; untouched memory), with the heap allocations each part
+//! makes and the bytes it asks for (counted by this program's global allocator), which
+//! is the memory a fresh instance touches for the first time.
 //!
 //! It also runs on the host: `cargo run --release -p edgeflags-wasm-bench`.
 
 mod page;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use edgeflags_engine::{Context, codec, compile_str, pack, payload};
@@ -66,6 +70,75 @@ fn verbose_file(n: usize) -> Value {
         })
         .collect();
     json!({ "flags": flags })
+}
+
+/// The system allocator, counting while [`counted`] runs: allocations (a growing
+/// `realloc` counts as one) and the bytes asked for. Outside it, one relaxed load per
+/// allocation, so that the timed parts (and the native page run) pay next to nothing.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to `System` unchanged; the counters only add.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Relaxed) {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+            BYTES.fetch_add(layout.size(), Relaxed);
+        }
+        // SAFETY: the caller's promises about `layout` are passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Relaxed) && new_size > layout.size() {
+            ALLOCATIONS.fetch_add(1, Relaxed);
+            BYTES.fetch_add(new_size - layout.size(), Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// `f`'s result, with the allocations it made and the bytes it asked for.
+fn counted<T>(f: impl FnOnce() -> T) -> (T, [usize; 2]) {
+    let (a, b) = (ALLOCATIONS.load(Relaxed), BYTES.load(Relaxed));
+    COUNTING.store(true, Relaxed);
+    let out = f();
+    COUNTING.store(false, Relaxed);
+    (
+        out,
+        [ALLOCATIONS.load(Relaxed) - a, BYTES.load(Relaxed) - b],
+    )
+}
+
+/// The allocations and bytes of one fresh load, by part: read the parts and check the
+/// checksum, decode, evaluate every flag.
+fn heap_of_load(
+    store: &BTreeMap<String, String>,
+    ctx: &Context,
+    now: chrono::DateTime<chrono::Utc>,
+) -> [[usize; 2]; 3] {
+    let (loaded, read) = counted(|| pack::read(|k| store.get(k).cloned(), None).result.ok());
+    let body = loaded
+        .as_ref()
+        .and_then(|l| l.payload.strip_prefix(payload::MAGIC)?.split_once('.'))
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let (snap, decode) = counted(|| codec::decode(body).ok());
+    let (_, evaluate) = counted(|| {
+        snap.as_ref()
+            .map(|s| black_box(s.evaluate_all(ctx, now).count()))
+    });
+    [read, decode, evaluate]
 }
 
 /// How many times the whole measurement runs.
@@ -231,7 +304,11 @@ fn main() {
             warm.push(w);
         }
         let split = |i: usize| parts_of.iter().flatten().map(|p| p[i]).collect::<Vec<_>>();
-        profile.push((n, [split(0), split(1), split(2)]));
+        profile.push((
+            n,
+            [split(0), split(1), split(2)],
+            heap_of_load(&store, &ctx, now),
+        ));
         println!(
             "| {n} | {} | {packed} | {parts} | {} | {} | {} | {} |",
             json.len(),
@@ -258,11 +335,22 @@ fn main() {
     );
     println!();
     println!(
-        "| flags | fresh, untouched memory: read parts + checksum (µs) | decode (µs) | evaluate all (µs) |"
+        "| flags | fresh, untouched memory: read parts + checksum (µs) | decode (µs) | evaluate all (µs) | heap allocations: read / decode / evaluate | bytes asked for: read / decode / evaluate |"
     );
-    println!("| --- | --- | --- | --- |");
-    for (n, [r, d, e]) in profile {
-        println!("| {n} | {} | {} | {} |", spread(r), spread(d), spread(e));
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (n, [r, d, e], [hr, hd, he]) in profile {
+        println!(
+            "| {n} | {} | {} | {} | {} / {} / {} | {} / {} / {} |",
+            spread(r),
+            spread(d),
+            spread(e),
+            hr[0],
+            hd[0],
+            he[0],
+            hr[1],
+            hd[1],
+            he[1]
+        );
     }
     println!();
     println!(

@@ -10,7 +10,12 @@
 //! and a split's slots are written once and then referred to by number, so flags that
 //! share them (`on`/`off`, `control`/`treatment`, a country list) decode to one copy.
 //! Decoding makes one shared string per table entry and one allocation per array: for
-//! 100 flags about 130 allocations. Text rather than base64'd bytes, because a config
+//! 100 flags about 130 allocations. A flag's rules written exactly as the previous
+//! flag's (the same ids, clauses and served variants, none of it a list written for the
+//! first time) are that flag's rules: the reader shares them instead of reading them
+//! again, and the array sizes at the head of BODY count them once. (The sizes only say
+//! what to reserve, so a BODY read by an edge built before this still decodes, each
+//! flag with its own copy.) Text rather than base64'd bytes, because a config
 //! store value is a string already checked as UTF-8: each table string is cut from it
 //! in place. Operators and comparisons are written by the tags of `OpKind` and
 //! `Cmp`, the tables beside the model's types. Index fields are re-checked by
@@ -340,6 +345,67 @@ mod tests {
         assert_eq!(again.arena.variants.len(), 2);
         assert_eq!(again.arena.strings.len(), 3);
         assert_eq!(again.arena.clauses.len(), 2);
+    }
+
+    #[test]
+    fn flags_written_with_the_same_rules_share_them_and_evaluate_as_compiled() {
+        let flag = |serve: &str| {
+            format!(
+                r#"{{"type":"string","variants":{{"control":"control","treatment":"treatment","eu":"eu"}},"off_variant":"control","rules":[{{"id":"eu","clauses":[{{"attribute":"country","op":"in","values":["DE","FR"]}}],"serve":"{serve}"}}],"default":{{"split":[{{"variant":"control","weight":50}},{{"variant":"treatment","weight":50}}]}}}}"#
+            )
+        };
+        let (eu, treatment) = (flag("eu"), flag("treatment"));
+        let file =
+            format!(r#"{{"flags":{{"a":{eu},"b":{eu},"c":{eu},"d":{treatment},"e":{eu}}}}}"#);
+        let compiled = compile_packed(&file, "v").unwrap_or_else(|e| panic!("{e}"));
+        let body = encode(&compiled);
+        let again = decode(&body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(encode(&again), body);
+        // a's rules are read (they learn the country list, which b's refer to); b's are
+        // read; c's are written as b's, so they are b's; d serves another variant; e's
+        // are written as a's, not as d's (only the previous flag's are compared).
+        let rules: Vec<Span> = again.flags.iter().map(|f| f.rules).collect();
+        assert_eq!(rules[2], rules[1]);
+        assert_ne!(rules[1], rules[0]);
+        assert_ne!(rules[3], rules[1]);
+        assert_ne!(rules[4], rules[3]);
+        assert_eq!(again.arena.rules.len(), 4);
+        assert_eq!(again.arena.clauses.len(), 4);
+        // The sizes in the BODY count what the reader holds, shared rules once: it
+        // reserves each array exactly (`with_capacity` gives the capacity asked for).
+        assert_eq!(again.arena.rules.capacity(), 4);
+        assert_eq!(again.arena.clauses.capacity(), 4);
+        // Every flag decides as compiled, in the rule and out of it.
+        let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+        for country in ["DE", "FR", "US"] {
+            for user in ["u1", "u2", "u3", "u4"] {
+                let ctx = crate::Context::with_key(user).with("country", country);
+                for key in ["a", "b", "c", "d", "e"] {
+                    let (got, want) = (
+                        again.evaluate(key, &ctx, now),
+                        compiled.evaluate(key, &ctx, now),
+                    );
+                    assert_eq!(got, want, "{key} {user} {country}");
+                }
+            }
+        }
+        for end in 0..body.len() {
+            if let Some(cut) = body.get(..end) {
+                assert!(decode(cut).is_err(), "a body cut at {end} was accepted");
+            }
+        }
+        // Any one character changed: an error, or a snapshot that evaluates (never a
+        // panic), however the change falls on shared or compared rules.
+        let ctx = crate::Context::with_key("u1").with("country", "DE");
+        for (i, _) in body.char_indices() {
+            for digit in ['A', 'B', 'C', 'g', 'z', '_'] {
+                let mut changed = body.clone();
+                changed.replace_range(i..i + 1, digit.encode_utf8(&mut [0; 4]));
+                if let Ok(s) = decode(&changed) {
+                    assert_eq!(s.evaluate_all(&ctx, now).count(), s.len());
+                }
+            }
+        }
     }
 
     #[test]

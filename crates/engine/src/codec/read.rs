@@ -23,6 +23,7 @@ pub(super) fn body(text: &str) -> Result<Snapshot, &'static str> {
         pos: 0,
         arena: Arena::default(),
         lists: Default::default(),
+        last_rules: None,
         table: Vec::new(),
         values: Vec::new(),
     };
@@ -36,6 +37,9 @@ struct Reader<'a> {
     arena: Arena,
     /// The lists read so far, by kind, for the ones referred to again.
     lists: [Vec<Span>; 3],
+    /// The text of the last flag's rules (from their count on) and where they went, when
+    /// reading them again would give the same rules (see [`Reader::rules`]).
+    last_rules: Option<(usize, usize, Span)>,
     table: Vec<Name>,
     /// Variant values made from table strings, shared like the strings.
     values: Vec<Option<Arc<Value>>>,
@@ -461,20 +465,7 @@ impl<'a> Reader<'a> {
         if targets.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(Bad("targeted users are not in order"));
         }
-        // Reading a rule adds to the other arrays, never to the rules array, so a
-        // flag's rules are contiguous when pushed one by one.
-        let n = self.len()?;
-        let start = self.arena.rules.len();
-        for _ in 0..n {
-            let rule = Rule {
-                id: self.str()?,
-                clauses: self.clauses()?,
-                serve: self.serve()?,
-                schedule: self.schedule()?,
-            };
-            self.arena.rules.push(rule);
-        }
-        let rules = span(start, n);
+        let rules = self.rules()?;
         let fallthrough = self.serve()?;
         let schedule = if bit(7) { self.schedule()? } else { None };
         let meta = Metadata {
@@ -502,6 +493,44 @@ impl<'a> Reader<'a> {
             allocation,
             meta,
         })
+    }
+
+    /// A flag's rules. Flags often have the same rules (the same ids, clauses and
+    /// served variants), which the BODY writes out again for each: when a flag's rules
+    /// are written exactly as the previous flag's, they are that flag's rules, shared
+    /// (one copy in the rules and clauses arrays, as a list written once and referred
+    /// to is), not read again. The same text read in the same state gives the same
+    /// rules, so sharing changes nothing a reader sees; the state is the same unless
+    /// reading the rules learned a list (the text then says "a new list" where a later
+    /// flag's says "list n"), and such rules are not shared.
+    fn rules(&mut self) -> Result<Span, Bad> {
+        let from = self.pos;
+        if let Some((start, end, rules)) = self.last_rules {
+            let last = self.text.get(start..end).unwrap_or_default();
+            let here = self.text.get(from..).unwrap_or_default();
+            if !last.is_empty() && here.starts_with(last) {
+                self.pos = from + last.len();
+                return Ok(rules);
+            }
+        }
+        let learned: usize = self.lists.iter().map(Vec::len).sum();
+        // Reading a rule adds to the other arrays, never to the rules array, so a
+        // flag's rules are contiguous when pushed one by one.
+        let n = self.len()?;
+        let start = self.arena.rules.len();
+        for _ in 0..n {
+            let rule = Rule {
+                id: self.str()?,
+                clauses: self.clauses()?,
+                serve: self.serve()?,
+                schedule: self.schedule()?,
+            };
+            self.arena.rules.push(rule);
+        }
+        let rules = span(start, n);
+        let same_state = self.lists.iter().map(Vec::len).sum::<usize>() == learned;
+        self.last_rules = (n > 0 && same_state).then_some((from, self.pos, rules));
+        Ok(rules)
     }
 
     fn allocation(&mut self) -> Result<Allocation, Bad> {

@@ -35,6 +35,9 @@ struct Writer<'s> {
     counts: [usize; 6],
     /// Items of the list being written by [`Writer::shared`], counted if it is new.
     pending: usize,
+    /// The text of the previous flag's rules when the reader will share them with a
+    /// flag whose rules are written the same (see `Reader::rules`).
+    last_rules: Option<String>,
 }
 
 impl<'s> Writer<'s> {
@@ -47,6 +50,7 @@ impl<'s> Writer<'s> {
             lists: Default::default(),
             counts: [0; 6],
             pending: 0,
+            last_rules: None,
         }
     }
 
@@ -341,15 +345,7 @@ impl<'s> Writer<'s> {
                 self.int(*variant);
             }
         }
-        let rules = f.rules.of(&self.arena.rules);
-        self.counts[1] += rules.len();
-        self.int(rules.len());
-        for r in rules {
-            self.str(&r.id);
-            self.clauses(r.clauses);
-            self.serve(&r.serve);
-            self.schedule(r.schedule.as_deref());
-        }
+        self.rules(f.rules);
         self.serve(&f.fallthrough);
         if let Some(s) = &f.schedule {
             self.schedule(Some(s));
@@ -360,6 +356,34 @@ impl<'s> Writer<'s> {
         if let Some(a) = &f.allocation {
             self.allocation(a);
         }
+    }
+
+    /// A flag's rules. The reader shares rules written exactly as the previous flag's
+    /// (when writing those learned no list), so they are not counted again in the sizes
+    /// it reserves.
+    fn rules(&mut self, rules: Span) {
+        let (from, counts, learned) = (self.out.len(), self.counts, self.learned());
+        let rules = rules.of(&self.arena.rules);
+        self.counts[1] += rules.len();
+        self.int(rules.len());
+        for r in rules {
+            self.str(&r.id);
+            self.clauses(r.clauses);
+            self.serve(&r.serve);
+            self.schedule(r.schedule.as_deref());
+        }
+        let text = self.out.get(from..).unwrap_or_default();
+        if !rules.is_empty() && self.last_rules.as_deref() == Some(text) {
+            self.counts = counts;
+            return;
+        }
+        self.last_rules =
+            (!rules.is_empty() && self.learned() == learned).then(|| text.to_string());
+    }
+
+    /// How many lists have been written so far (of every kind).
+    fn learned(&self) -> usize {
+        self.lists.iter().map(HashMap::len).sum()
     }
 
     /// A flag's allocation: its layer place (`0`, or the layer's index plus one, then the
