@@ -25,9 +25,23 @@ use std::time::Instant;
 use edgeflags_engine::{Context, codec, compile_str, pack, payload};
 use serde_json::{Value, json};
 
-fn flag_file(n: usize) -> Value {
+/// `n` typical flags (one `country in` rule, then a 50/50 split). With `distinct`, every
+/// flag's rule is its own (its own id, and one of 16 country lists), so no two flags
+/// share their rules (which the packed snapshot decodes once when adjacent flags have the
+/// same) and the lists are shared only as often as real files repeat one.
+fn flag_file(n: usize, distinct: bool) -> Value {
+    const COUNTRIES: [&str; 20] = [
+        "DE", "FR", "IT", "ES", "NL", "BE", "AT", "PL", "SE", "DK", "FI", "IE", "PT", "GR", "CZ",
+        "HU", "RO", "BG", "HR", "SK",
+    ];
     let flags: serde_json::Map<String, Value> = (0..n)
         .map(|i| {
+            let (id, values) = if distinct {
+                let values: Vec<&str> = (0..5).map(|k| COUNTRIES[(i % 16 + k * 3) % 20]).collect();
+                (format!("rule-{i}"), values)
+            } else {
+                ("eu".to_string(), COUNTRIES[..5].to_vec())
+            };
             (
                 format!("flag-{i:03}"),
                 json!({
@@ -36,7 +50,7 @@ fn flag_file(n: usize) -> Value {
                     "owner": "web-team",
                     "variants": {"control": "control", "treatment": "treatment", "eu": "eu"},
                     "off_variant": "control",
-                    "rules": [{"id": "eu", "clauses": [{"attribute": "country", "op": "in", "values": ["DE", "FR", "IT", "ES", "NL"]}], "serve": "eu"}],
+                    "rules": [{"id": id, "clauses": [{"attribute": "country", "op": "in", "values": values}], "serve": "eu"}],
                     "default": {"split": [{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]}
                 }),
             )
@@ -227,8 +241,13 @@ fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut profile = Vec::new();
-    for n in [10usize, 100, 300] {
-        let file = flag_file(n);
+    for (n, distinct) in [(10usize, false), (100, false), (300, false), (100, true)] {
+        let label = if distinct {
+            format!("{n}, each its own rule")
+        } else {
+            n.to_string()
+        };
+        let file = flag_file(n, distinct);
         let json = file.to_string();
         let (packed_payload, version) = compile_str(&json)
             .map(|s| (payload::envelope(&s, &json), s.fingerprint().to_string()))
@@ -305,12 +324,12 @@ fn main() {
         }
         let split = |i: usize| parts_of.iter().flatten().map(|p| p[i]).collect::<Vec<_>>();
         profile.push((
-            n,
+            label.clone(),
             [split(0), split(1), split(2)],
             heap_of_load(&store, &ctx, now),
         ));
         println!(
-            "| {n} | {} | {packed} | {parts} | {} | {} | {} | {} |",
+            "| {label} | {} | {packed} | {parts} | {} | {} | {} | {} |",
             json.len(),
             spread(new),
             spread(touched),
