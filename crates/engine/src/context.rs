@@ -263,31 +263,30 @@ pub(crate) fn short_word(s: &str) -> u64 {
     bytes | ((n as u64 + 1) << 56)
 }
 
-/// The two bytes at `i` as a word (0 past the end, which callers never ask for).
+/// The `N` bytes at `i` (zeros past the end, which callers never ask for).
+#[inline(always)]
+fn bytes_at<const N: usize>(s: &[u8], i: usize) -> [u8; N] {
+    s.get(i..i + N)
+        .and_then(|w| <[u8; N]>::try_from(w).ok())
+        .unwrap_or([0; N])
+}
+
+/// The two bytes at `i` as a little-endian word.
 #[inline(always)]
 fn word2(s: &[u8], i: usize) -> u16 {
-    s.get(i..i + 2)
-        .and_then(|w| <[u8; 2]>::try_from(w).ok())
-        .map(u16::from_le_bytes)
-        .unwrap_or(0)
+    u16::from_le_bytes(bytes_at(s, i))
 }
 
-/// The eight bytes at `i` as a word (0 past the end, which callers never ask for).
-#[inline(always)]
-fn word8(s: &[u8], i: usize) -> u64 {
-    s.get(i..i + 8)
-        .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
-}
-
-/// The four bytes at `i` as a word (0 past the end, which callers never ask for).
+/// The four bytes at `i` as a little-endian word.
 #[inline(always)]
 fn word4(s: &[u8], i: usize) -> u32 {
-    s.get(i..i + 4)
-        .and_then(|w| <[u8; 4]>::try_from(w).ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(0)
+    u32::from_le_bytes(bytes_at(s, i))
+}
+
+/// The eight bytes at `i` as a little-endian word.
+#[inline(always)]
+fn word8(s: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(bytes_at(s, i))
 }
 
 /// The byte order of two strings (as `str::cmp`), eight bytes at a time as big-endian
