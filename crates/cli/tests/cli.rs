@@ -1,6 +1,6 @@
 //! The built `edgeflags` binary, run as a user runs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn edgeflags(args: &[&str]) -> Output {
@@ -139,19 +139,7 @@ fn explain_lists_the_page_changes_and_redirects_a_request_gets() {
 
 #[test]
 fn pack_writes_a_readable_store_and_alternates_slots() {
-    let store = scratch("store.json");
-    let _ = std::fs::remove_file(&store);
-    let out = edgeflags(&[
-        "pack",
-        "config-store/flags.json",
-        "--store",
-        &store.to_string_lossy(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let store = packed_store(Path::new("config-store/flags.json"), "store.json");
     let text = std::fs::read_to_string(&store).unwrap_or_default();
     let entries: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&text).unwrap_or_default();
@@ -549,7 +537,12 @@ fn guarded_store(name: &str) -> PathBuf {
             "default": {"split": [{"variant": "v1", "weight": 50}, {"variant": "v2", "weight": 50}]}}}}"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let store = scratch(&format!("{name}-store.json"));
+    packed_store(&flags, &format!("{name}-store.json"))
+}
+
+/// `flags` packed by `edgeflags pack` into a new local store file `name` (scratch).
+fn packed_store(flags: &Path, name: &str) -> PathBuf {
+    let store = scratch(name);
     let _ = std::fs::remove_file(&store);
     let out = edgeflags(&[
         "pack",
