@@ -6,7 +6,7 @@
 //! request's clock. Every draw is the bucketing of `docs/bucketing.md` with the layer's,
 //! the holdout's or the ramp's salt; evaluation applies them (see [`crate::eval`]).
 
-use std::sync::Arc;
+use crate::name::Name;
 
 use chrono::{DateTime, Utc};
 
@@ -46,10 +46,10 @@ pub(crate) const DEFAULT_SLOTS: u32 = 100;
 /// A layer: users divided into `slots` equal slots by their bucket under the layer's salt.
 #[derive(Debug)]
 pub(crate) struct Layer {
-    pub(crate) name: Arc<str>,
-    pub(crate) salt: Arc<str>,
+    pub(crate) name: Name,
+    pub(crate) salt: Name,
     /// The attribute whose value is bucketed (`key` by default).
-    pub(crate) by: Arc<str>,
+    pub(crate) by: Name,
     /// The number of slots, a divisor of [`BUCKETS`]: slot `s` is the buckets
     /// `[s·w, (s+1)·w)` with `w = BUCKETS / slots`.
     pub(crate) slots: u32,
@@ -59,7 +59,7 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// A layer of `slots` slots.
-    pub(crate) fn new(name: Arc<str>, salt: Arc<str>, by: Arc<str>, slots: u32) -> Layer {
+    pub(crate) fn new(name: Name, salt: Name, by: Name, slots: u32) -> Layer {
         Layer {
             prefix: Prefix::new(&salt),
             name,
@@ -79,10 +79,10 @@ impl Layer {
 /// A holdout: the users whose bucket under its salt is below `units` are held out.
 #[derive(Debug)]
 pub(crate) struct Holdout {
-    pub(crate) name: Arc<str>,
-    pub(crate) salt: Arc<str>,
+    pub(crate) name: Name,
+    pub(crate) salt: Name,
     /// The attribute whose value is bucketed (`key` by default).
-    pub(crate) by: Arc<str>,
+    pub(crate) by: Name,
     /// The share held out, in buckets (0.001 % each).
     pub(crate) units: u32,
     /// The hasher state after the salt, computed once.
@@ -91,7 +91,7 @@ pub(crate) struct Holdout {
 
 impl Holdout {
     /// A holdout of `units` buckets.
-    pub(crate) fn new(name: Arc<str>, salt: Arc<str>, by: Arc<str>, units: u32) -> Holdout {
+    pub(crate) fn new(name: Name, salt: Name, by: Name, units: u32) -> Holdout {
         Holdout {
             prefix: Prefix::new(&salt),
             name,
@@ -144,9 +144,9 @@ pub(crate) struct Ramp {
     /// The variant rolled out (an index into the flag's variants).
     pub(crate) variant: usize,
     /// The attribute whose value is bucketed (`key` by default).
-    pub(crate) by: Arc<str>,
+    pub(crate) by: Name,
     /// The salt (the flag's salt unless the ramp sets one).
-    pub(crate) salt: Arc<str>,
+    pub(crate) salt: Name,
     pub(crate) steps: Vec<Step>,
     /// The hasher state after the salt, computed once.
     pub(crate) prefix: Prefix,

@@ -238,12 +238,14 @@ impl Snapshot {
         if !f.on {
             return serve(f.off_variant, Reason::Off { scheduled: false }, None);
         }
-        if let Some(s) = &f.schedule
+        // Most flags have no schedule, prerequisites, targets or allocation: one test.
+        let extra = f.extra.as_deref();
+        if let Some(s) = extra.and_then(|e| e.schedule.as_ref())
             && !s.active(now, ctx.zone())
         {
             return serve(f.off_variant, Reason::Off { scheduled: true }, None);
         }
-        for p in &f.prerequisites {
+        for p in extra.map_or(&[][..], |e| &e.prerequisites) {
             let ok = self
                 .variant_index(p.flag, ctx, now)
                 .is_some_and(|v| p.variants.contains(&v));
@@ -252,7 +254,7 @@ impl Snapshot {
                 return serve(f.off_variant, Reason::PrerequisiteFailed { flag }, None);
             }
         }
-        if !f.targets.is_empty()
+        if extra.is_some_and(|e| !e.targets.is_empty())
             && let Some(key) = ctx.key()
             && let Some(v) = f.target(key)
         {
@@ -260,7 +262,7 @@ impl Snapshot {
         }
         // Whether the user is in the flag's layer slots (always, for a flag in no layer):
         // only then do its splits and its ramp place them.
-        let allocation = f.allocation.as_deref();
+        let allocation = extra.and_then(|e| e.allocation.as_ref());
         let placed = match allocation {
             None => true,
             Some(a) => {

@@ -184,7 +184,7 @@ pub fn standing<'s>(
     now: DateTime<Utc>,
 ) -> Option<Standing<'s>> {
     let f = snapshot.flag(key)?;
-    let a = f.allocation.as_deref()?;
+    let a = f.allocation()?;
     let layer = a.layer.and_then(|m| {
         let l = snapshot.layers.get(m.layer)?;
         let slot = l.slot(ctx);
@@ -284,7 +284,7 @@ pub fn layers(snapshot: &Snapshot) -> Vec<LayerView<'_>> {
         })
         .collect();
     for f in &snapshot.flags {
-        if let Some(m) = f.allocation.as_ref().and_then(|a| a.layer)
+        if let Some(m) = f.allocation().and_then(|a| a.layer)
             && let Some(view) = out.get_mut(m.layer)
         {
             view.flags.push(LayerFlag {
@@ -311,7 +311,7 @@ pub fn holdouts(snapshot: &Snapshot) -> Vec<HoldoutView<'_>> {
         })
         .collect();
     for f in &snapshot.flags {
-        for &h in f.allocation.as_ref().map_or(&[][..], |a| &a.holdouts) {
+        for &h in f.allocation().map_or(&[][..], |a| &a.holdouts) {
             if let Some(view) = out.get_mut(h) {
                 view.flags.push(&f.key);
             }

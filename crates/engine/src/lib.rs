@@ -33,6 +33,7 @@ pub mod identity;
 pub mod inject;
 pub mod lint;
 pub mod model;
+pub mod name;
 pub mod ofrep;
 pub mod pack;
 pub mod page;

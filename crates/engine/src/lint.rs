@@ -137,7 +137,7 @@ impl<'s> Judge<'s> {
                     ),
                 });
             }
-            for (j, p) in f.prerequisites.iter().enumerate() {
+            for (j, p) in f.prerequisites().iter().enumerate() {
                 let Some(target) = self.s.flags.get(p.flag) else {
                     continue;
                 };
@@ -218,16 +218,16 @@ impl<'s> Judge<'s> {
         let ended = |until: Option<DateTime<Utc>>| until.is_some_and(|u| u <= self.at);
         let (reachable, why) = if !f.on {
             (BTreeSet::from([f.off_variant]), Single::Off)
-        } else if let Some(until) = f.schedule.as_ref().and_then(|s| s.until)
+        } else if let Some(until) = f.schedule().and_then(|s| s.until)
             && ended(Some(until))
         {
             (BTreeSet::from([f.off_variant]), Single::ScheduleOver(until))
         } else {
             let mut set = BTreeSet::new();
-            if f.schedule.is_some() || !f.prerequisites.is_empty() {
+            if f.schedule().is_some() || !f.prerequisites().is_empty() {
                 set.insert(f.off_variant);
             }
-            set.extend(f.targets.iter().map(|(_, v)| *v));
+            set.extend(f.targets().iter().map(|(_, v)| *v));
             for rule in f.rules.of(&self.s.arena.rules) {
                 if !ended(rule.schedule.as_ref().and_then(|s| s.until)) {
                     self.served(&rule.serve, &mut set);
@@ -251,7 +251,7 @@ impl<'s> Judge<'s> {
     /// off variant of a holdout that holds anyone out, and of a default split outside the
     /// flag's layer slots; the variant of a ramp with a step above zero, live or to come.
     fn allocated(&self, f: &Flag, set: &mut BTreeSet<usize>) {
-        let Some(a) = f.allocation.as_deref() else {
+        let Some(a) = f.allocation() else {
             return;
         };
         let holds = |&i: &usize| self.s.holdouts.get(i).is_some_and(|h| h.units > 0);

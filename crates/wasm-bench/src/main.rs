@@ -12,7 +12,9 @@
 //! makes and the bytes it asks for (counted by this program's global allocator), which
 //! is the memory a fresh instance touches for the first time.
 //!
-//! It also runs on the host: `cargo run --release -p edgeflags-wasm-bench`.
+//! It also runs on the host: `cargo run --release -p edgeflags-wasm-bench`. With `prof`
+//! (and `distinct` for flags that share no rules) it only repeats a fresh load of 100
+//! flags, for a sampled profile of the guest.
 
 mod page;
 
@@ -226,10 +228,48 @@ fn breakdown(
     Some([median(a), median(b), median(c)])
 }
 
+/// `prof [distinct]`: 4000 fresh loads of 100 flags (read, checksum, decode, evaluate
+/// all), each in untouched memory, and their mean: a steady workload to sample with
+/// `EDGEFLAGS_GUEST_PROFILE` (see docs/benchmarks.md).
+fn fresh_loads(distinct: bool) {
+    let json = flag_file(100, distinct).to_string();
+    let (packed_payload, version) = compile_str(&json)
+        .map(|s| (payload::envelope(&s, &json), s.fingerprint().to_string()))
+        .unwrap_or_default();
+    let mut store = BTreeMap::new();
+    if let Ok(p) = pack::pack(&packed_payload, &version, &store, None) {
+        p.apply(&mut store);
+    }
+    let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
+    let ctx = Context::with_key("user-4242")
+        .with("country", "US")
+        .with("device", "mobile");
+    let mut kept = Vec::new();
+    let t = Instant::now();
+    for _ in 0..4000 {
+        let loaded = pack::read(|k| store.get(k).cloned(), None).result.ok();
+        let snap = loaded
+            .as_ref()
+            .and_then(|l| payload::load(&l.payload, &l.version).ok());
+        black_box(snap.as_ref().map(|s| {
+            s.evaluate_all(&ctx, now)
+                .filter(|e| e.variant.is_some())
+                .count()
+        }));
+        kept.push((loaded, snap));
+    }
+    println!("{:.1} us each", t.elapsed().as_secs_f64() * 1e6 / 4000.0);
+    std::mem::forget(kept);
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("page") {
         page::header();
         page::run("native (release)");
+        return;
+    }
+    if std::env::args().nth(1).as_deref() == Some("prof") {
+        fresh_loads(std::env::args().nth(2).is_some());
         return;
     }
     let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();

@@ -108,11 +108,11 @@ fn check(snapshot: &Snapshot) -> Result<(), Damaged> {
         return Err(Damaged("a segment refers to a segment".into()));
     }
     // Most snapshots have no prerequisite, and then no graph to build.
-    if snapshot.flags.iter().any(|f| !f.prerequisites.is_empty()) {
+    if snapshot.flags.iter().any(|f| !f.prerequisites().is_empty()) {
         let edges: Vec<Vec<usize>> = snapshot
             .flags
             .iter()
-            .map(|f| f.prerequisites.iter().map(|p| p.flag).collect())
+            .map(|f| f.prerequisites().iter().map(|p| p.flag).collect())
             .collect();
         if !prerequisite_cycles(&edges).is_empty() {
             return Err(Damaged("prerequisites form a cycle".into()));
@@ -138,11 +138,7 @@ fn check_allocation(snapshot: &Snapshot) -> Result<(), Damaged> {
         return bad("a holdout holds more than every bucket");
     }
     let mut places: Vec<Membership> = Vec::new();
-    for a in snapshot
-        .flags
-        .iter()
-        .filter_map(|f| f.allocation.as_deref())
-    {
+    for a in snapshot.flags.iter().filter_map(|f| f.allocation()) {
         if let Some(m) = a.layer {
             let slots = snapshot.layers.get(m.layer).map(|l| l.slots);
             if slots.is_none_or(|n| m.from >= m.to || m.to > n) {
@@ -204,7 +200,7 @@ mod tests {
             (again.holdouts[0].units, &*again.holdouts[0].by),
             (12500, "account")
         );
-        let c = again.flag("c").and_then(|f| f.allocation.as_deref());
+        let c = again.flag("c").and_then(|f| f.allocation());
         let ramp = c.and_then(|a| a.ramp.as_ref());
         assert_eq!(c.map(|a| a.holdouts.clone()), Some(vec![1]));
         assert_eq!(ramp.map(|r| r.steps.len()), Some(3));
@@ -256,8 +252,9 @@ mod tests {
         assert_eq!(damaged(&|_| {}), None);
         let overlap = damaged(&|s| {
             if let Some(m) = s.flags[1]
+                .extra_mut()
                 .allocation
-                .as_deref_mut()
+                .as_mut()
                 .and_then(|a| a.layer.as_mut())
             {
                 m.from = 40;
@@ -266,8 +263,9 @@ mod tests {
         assert!(overlap.is_some_and(|m| m.contains("same slots")));
         let past = damaged(&|s| {
             if let Some(m) = s.flags[1]
+                .extra_mut()
                 .allocation
-                .as_deref_mut()
+                .as_mut()
                 .and_then(|a| a.layer.as_mut())
             {
                 m.to = 101;
@@ -276,8 +274,9 @@ mod tests {
         assert!(past.is_some_and(|m| m.contains("out of range")));
         let narrows = damaged(&|s| {
             if let Some(r) = s.flags[1]
+                .extra_mut()
                 .allocation
-                .as_deref_mut()
+                .as_mut()
                 .and_then(|a| a.ramp.as_mut())
             {
                 r.steps[1].units = 1000;
@@ -285,7 +284,7 @@ mod tests {
         });
         assert!(narrows.is_some_and(|m| m.contains("narrows")));
         let holdout = damaged(&|s| {
-            if let Some(a) = s.flags[0].allocation.as_deref_mut() {
+            if let Some(a) = s.flags[0].extra_mut().allocation.as_mut() {
                 a.holdouts.push(7);
             }
         });
@@ -335,7 +334,9 @@ mod tests {
             a.variants.of(&again.arena.variants),
             b.variants.of(&again.arena.variants),
         );
-        assert!(Arc::ptr_eq(&va[1].name, &vb[1].name));
+        assert!(va[1].name.is(&vb[1].name));
+        // Every string of the snapshot is a range of one text: the table's.
+        assert!(a.key.shares_text(&va[0].name) && a.key.shares_text(&b.key));
         assert!(Arc::ptr_eq(&va[1].value, &vb[1].value));
         assert_eq!(b.target("u1"), Some(1));
         assert_eq!(b.target("u3"), None);
@@ -415,14 +416,15 @@ mod tests {
         assert!(decode(&encode(&good)).is_ok());
         // b requires a, which requires b.
         let mut cyclic = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
-        let a_prereq = cyclic.flags[0].prerequisites.remove(0);
+        let a_prereq = cyclic.flags[0].extra_mut().prerequisites.remove(0);
         cyclic.flags[1]
+            .extra_mut()
             .prerequisites
             .push(crate::model::Prerequisite {
                 flag: 0,
                 variants: a_prereq.variants.clone(),
             });
-        cyclic.flags[0].prerequisites.push(a_prereq);
+        cyclic.flags[0].extra_mut().prerequisites.push(a_prereq);
         assert!(matches!(decode(&encode(&cyclic)), Err(Damaged(m)) if m.contains("cycle")));
         // A segment whose rule tests a segment.
         let mut nested = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));

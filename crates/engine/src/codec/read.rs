@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use super::{MAX_RESERVE, SLOTS, STRINGS, VALUES, VARIANTS, span};
 use crate::allocation::{Allocation, Holdout, Layer, Membership, Ramp, Step};
+use crate::context::same_bytes;
 use crate::edit::{Action, Change, Edits, Redirect, Template, VariantEdits};
 use crate::model::{
-    Arena, Clause, Cmp, ContextSettings, Flag, FlagType, Metadata, Name, OfrepSettings, Op, OpKind,
-    Prerequisite, Route, RouteRule, Rule, Schedule, Segment, Serve, Snapshot, Span, Split, StrSet,
-    Variant, key_order,
+    Arena, Clause, Cmp, ContextSettings, Extra, Flag, FlagType, Metadata, Name, OfrepSettings, Op,
+    OpKind, Prerequisite, Route, RouteRule, Rule, Schedule, Segment, Serve, Snapshot, Span, Split,
+    StrSet, Variant, key_order,
 };
 use crate::zone::{Window, Zone};
 
@@ -166,22 +167,33 @@ impl<'a> Reader<'a> {
             .ok_or(Bad("an instant is out of range"))
     }
 
-    /// The string table at the start of a BODY.
+    /// The string table at the start of a BODY: read twice, first to find where its
+    /// strings end, then to cut each one as a range of one shared copy of the table's
+    /// text (one allocation for every string; the lengths between them come along).
     fn table(&mut self) -> Result<(), Bad> {
         let n = self.len()?;
-        self.table.reserve_exact(n);
+        let first = self.pos;
         for _ in 0..n {
             let len = self.int()?;
             let end = self
                 .pos
                 .checked_add(len)
                 .ok_or(Bad("a string is too long"))?;
-            let s = self
-                .text
+            self.text
                 .get(self.pos..end)
                 .ok_or(Bad("a string runs past the end or splits a character"))?;
-            self.table.push(Name::from(s));
             self.pos = end;
+        }
+        let text: Arc<str> = Arc::from(self.text.get(first..self.pos).unwrap_or_default());
+        self.pos = first;
+        self.table.reserve_exact(n);
+        for _ in 0..n {
+            let len = self.int()?;
+            let start = self.pos - first;
+            let name = Name::within(&text, start, start + len)
+                .ok_or(Bad("a string runs past the end or splits a character"))?;
+            self.table.push(name);
+            self.pos += len;
         }
         self.values = vec![None; n];
         Ok(())
@@ -447,50 +459,52 @@ impl<'a> Reader<'a> {
             self.learn(VARIANTS, span(start, n))
         };
         let off_variant = self.int()?;
-        let prerequisites = if bit(5) {
-            self.list(|r| {
+        // Prerequisites, targets, a schedule and an allocation go to the flag's `extra`,
+        // made only for a flag that has one of them (most have none, and then nothing is
+        // built, moved or dropped here).
+        let mut extra: Option<Box<Extra>> = None;
+        if bit(5) {
+            let prerequisites = self.list(|r| {
                 Ok(Prerequisite {
                     flag: r.int()?,
                     variants: r.list(Self::int)?,
                 })
-            })?
-        } else {
-            Vec::new()
-        };
-        let targets: Vec<(Name, usize)> = if bit(6) {
-            self.list(|r| Ok((r.str()?, r.int()?)))?
-        } else {
-            Vec::new()
-        };
-        if targets.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return Err(Bad("targeted users are not in order"));
+            })?;
+            extra.get_or_insert_default().prerequisites = prerequisites;
+        }
+        if bit(6) {
+            let targets: Vec<(Name, usize)> = self.list(|r| Ok((r.str()?, r.int()?)))?;
+            if targets.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(Bad("targeted users are not in order"));
+            }
+            extra.get_or_insert_default().targets = targets;
         }
         let rules = self.rules()?;
         let fallthrough = self.serve()?;
-        let schedule = if bit(7) { self.schedule()? } else { None };
+        if bit(7)
+            && let Some(schedule) = self.schedule()?
+        {
+            extra.get_or_insert_default().schedule = Some(*schedule);
+        }
         let meta = Metadata {
             temporary: bit(3),
             content: bit(4),
             exposure_sample: if bit(8) { self.float()? } else { 0.0 },
             about: None,
         };
-        let allocation = if bit(9) {
-            Some(Box::new(self.allocation()?))
-        } else {
-            None
-        };
+        if bit(9) {
+            let allocation = self.allocation()?;
+            extra.get_or_insert_default().allocation = Some(allocation);
+        }
         Ok(Flag {
             key,
             kind,
             on: bit(2),
             variants,
             off_variant,
-            prerequisites,
-            targets,
             rules,
             fallthrough,
-            schedule,
-            allocation,
+            extra,
             meta,
         })
     }
@@ -506,9 +520,11 @@ impl<'a> Reader<'a> {
     fn rules(&mut self) -> Result<Span, Bad> {
         let from = self.pos;
         if let Some((start, end, rules)) = self.last_rules {
-            let last = self.text.get(start..end).unwrap_or_default();
-            let here = self.text.get(from..).unwrap_or_default();
-            if !last.is_empty() && here.starts_with(last) {
+            // Compared as words: in wasm, `memcmp` goes byte by byte.
+            let bytes = self.text.as_bytes();
+            let last = bytes.get(start..end).unwrap_or_default();
+            let here = bytes.get(from..from + last.len()).unwrap_or_default();
+            if !last.is_empty() && same_bytes(here, last) {
                 self.pos = from + last.len();
                 return Ok(rules);
             }

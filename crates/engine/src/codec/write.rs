@@ -298,11 +298,11 @@ impl<'s> Writer<'s> {
             f.on,
             f.meta.temporary,
             f.meta.content,
-            !f.prerequisites.is_empty(),
-            !f.targets.is_empty(),
-            f.schedule.is_some(),
+            !f.prerequisites().is_empty(),
+            !f.targets().is_empty(),
+            f.schedule().is_some(),
             f.meta.exposure_sample != 0.0,
-            f.allocation.is_some(),
+            f.allocation().is_some(),
         ];
         let head = bits
             .iter()
@@ -331,29 +331,29 @@ impl<'s> Writer<'s> {
             }
         });
         self.int(f.off_variant);
-        if !f.prerequisites.is_empty() {
-            self.int(f.prerequisites.len());
-            for p in &f.prerequisites {
+        if !f.prerequisites().is_empty() {
+            self.int(f.prerequisites().len());
+            for p in f.prerequisites() {
                 self.int(p.flag);
                 self.ints(&p.variants);
             }
         }
-        if !f.targets.is_empty() {
-            self.int(f.targets.len());
-            for (user, variant) in &f.targets {
+        if !f.targets().is_empty() {
+            self.int(f.targets().len());
+            for (user, variant) in f.targets() {
                 self.str(user);
                 self.int(*variant);
             }
         }
         self.rules(f.rules);
         self.serve(&f.fallthrough);
-        if let Some(s) = &f.schedule {
+        if let Some(s) = f.schedule() {
             self.schedule(Some(s));
         }
         if f.meta.exposure_sample != 0.0 {
             self.float(f.meta.exposure_sample);
         }
-        if let Some(a) = &f.allocation {
+        if let Some(a) = f.allocation() {
             self.allocation(a);
         }
     }

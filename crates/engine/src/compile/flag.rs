@@ -170,12 +170,15 @@ impl Compiler {
             on,
             variants: Span::push(&mut self.arena.variants, variants),
             off_variant: off_variant?,
-            prerequisites,
-            targets,
             rules: Span::push(&mut self.arena.rules, rules),
             fallthrough: fallthrough?,
-            schedule: schedule.map(Box::new),
-            allocation,
+            extra: Extra {
+                prerequisites,
+                targets,
+                schedule,
+                allocation: allocation.map(|a| *a),
+            }
+            .boxed(),
             meta,
         })
     }
