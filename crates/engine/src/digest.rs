@@ -111,11 +111,27 @@ mod tests {
 
     #[test]
     fn checksum_is_the_bucket_hash_with_its_salt() {
-        let p = "efb3.some payload";
-        assert_eq!(
-            checksum(p),
-            format!("{:016x}", crate::bucket::hash64("edgeflags/checksum", p))
-        );
+        use core::hash::Hasher;
+        // Every length to 80 bytes and a payload of several kilobytes (what a store part
+        // holds), against the `siphasher` crate and the bucket hash's own function.
+        let long: String = (0..6000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        for p in (0..=80)
+            .map(|n| &long[..n])
+            .chain([&long[..], "efb3.some payload"])
+        {
+            let mut h = siphasher::sip::SipHasher24::new_with_key(b"edgeflags/bucket");
+            h.write(b"edgeflags/checksum");
+            h.write(&[0x1f]);
+            h.write(p.as_bytes());
+            let want = format!("{:016x}", h.finish());
+            assert_eq!(checksum(p), want, "{} bytes", p.len());
+            assert_eq!(
+                want,
+                format!("{:016x}", crate::bucket::hash64("edgeflags/checksum", p))
+            );
+        }
     }
 
     #[test]
