@@ -187,13 +187,15 @@ impl<'a> Reader<'a> {
         let text: Arc<str> = Arc::from(self.text.get(first..self.pos).unwrap_or_default());
         self.pos = first;
         self.table.reserve_exact(n);
+        // The same numbers as the first pass read, so every range is one it checked;
+        // checked again all the same (a damaged table is refused, never a panic).
+        let bad = Bad("a string runs past the end or splits a character");
         for _ in 0..n {
             let len = self.int()?;
-            let start = self.pos - first;
-            let name = Name::within(&text, start, start + len)
-                .ok_or(Bad("a string runs past the end or splits a character"))?;
-            self.table.push(name);
-            self.pos += len;
+            let start = self.pos.checked_sub(first).ok_or(bad)?;
+            let end = start.checked_add(len).ok_or(bad)?;
+            self.table.push(Name::within(&text, start, end).ok_or(bad)?);
+            self.pos = first.checked_add(end).ok_or(bad)?;
         }
         self.values = vec![None; n];
         Ok(())
