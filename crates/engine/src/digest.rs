@@ -132,6 +132,10 @@ mod tests {
                 format!("{:016x}", crate::bucket::hash64("edgeflags/checksum", p))
             );
         }
+        // Pinned: computed by docs/bucketing_reference.py, an implementation of its own
+        // (`hash64("edgeflags/checksum", payload)`).
+        assert_eq!(checksum("efb3.some payload"), "bbc3fee6c156d688");
+        assert_eq!(checksum(&long), "b7c7359712fb7e90");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! Bucketing (percentage rollouts and experiments) is SipHash-2-4 with a fixed, published
 //! key: see [`bucket`] and `docs/bucketing.md`.
 #![deny(missing_docs)]
+// One exception, allowed where it is: `Name::as_str` (see name.rs).
+#![deny(unsafe_code)]
 
 pub mod allocation;
 pub mod attributes;

@@ -303,7 +303,7 @@ pub struct Flag {
     pub(crate) rules: Span,
     pub(crate) fallthrough: Serve,
     /// Its prerequisites, targets, schedule and allocation, when it has any: boxed
-    /// together, so that a flag is one pointer bigger for them (64 bytes in wasm, 96
+    /// together, so that a flag is one pointer bigger for them (72 bytes in wasm, 96
     /// with them inline), and a decoded snapshot touches that much less fresh memory.
     pub(crate) extra: Option<Box<Extra>>,
     pub(crate) meta: Metadata,

@@ -12,6 +12,11 @@ use crate::context::{order, same};
 /// fresh instance makes one allocation for every string of its flags, not one per string
 /// (in wasm, an allocation of a short string costs about 95 ns; issue 25). Compared,
 /// ordered, hashed and printed as the string it is.
+///
+/// Invariant (what [`Name::as_str`]'s unchecked slice rests on): `start..end` is a range
+/// of `text` on character boundaries. Only [`Name::within`], which checks it, and
+/// `From<&str>`, which takes the whole text (or nothing), make a name; the fields are
+/// private to this module and no method changes them.
 #[derive(Clone)]
 pub struct Name {
     text: Arc<str>,
@@ -45,11 +50,17 @@ impl Name {
 
     /// The string.
     #[inline(always)]
+    #[allow(unsafe_code)]
     pub fn as_str(&self) -> &str {
-        // SAFETY: `within` and `From` are the only ways to make a name, and both make a
-        // range of `text` that is on character boundaries (`within` checks it with
-        // `str::get`; `From` takes the whole text, or nothing); the fields are private to
-        // this module and never change, and the text is immutable. Unchecked, because
+        debug_assert!(
+            self.text
+                .get(self.start as usize..self.end as usize)
+                .is_some()
+        );
+        // SAFETY: the type's invariant: `within` and `From` are the only ways to make a
+        // name; `within` checks the range with `str::get`, `From` takes the whole text
+        // (or nothing, past `u32::MAX` bytes); the fields are private to this module and
+        // never change, and the text is immutable. Unchecked, because
         // evaluation reads names on its hot path (a flag's key, a clause's attribute, a
         // variant's name): the checked slice cost a typical flag 5 ns of its 56 and a
         // matching rule 5.5 of 29 (criterion, alternating runs).
@@ -151,6 +162,18 @@ mod tests {
         assert!(Name::within(&text, 5, 7).is_none());
         assert_eq!(&*Name::from("東京"), "東京");
         assert_eq!(&*Name::from(""), "");
+    }
+
+    #[test]
+    fn every_range_within_agrees_with_str_get() {
+        // Every start and end over a text of one-, two-, three- and four-byte characters.
+        let text: Arc<str> = Arc::from("a\u{e9}\u{6771}\u{1F600}b\u{0}");
+        for start in 0..=text.len() + 1 {
+            for end in 0..=text.len() + 1 {
+                let name = Name::within(&text, start, end);
+                assert_eq!(name.as_deref(), text.get(start..end), "{start}..{end}");
+            }
+        }
     }
 
     #[test]

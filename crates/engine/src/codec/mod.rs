@@ -432,4 +432,38 @@ mod tests {
         nested.segments[0].rules.push(rule);
         assert!(matches!(decode(&encode(&nested)), Err(Damaged(m)) if m.contains("segment")));
     }
+
+    #[test]
+    fn a_table_string_that_ends_inside_a_character_is_refused() {
+        let file = r#"{"flags":{"t":{"type":"string","variants":{"東京":"東京","x":"x"},"off_variant":"x","rules":[{"clauses":[{"attribute":"city","op":"in","values":["大阪"]}],"serve":"東京"}],"default":"x"}}}"#;
+        let body = encode(&compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}")));
+        assert!(decode(&body).is_ok());
+        // Each six-byte name is written after its length, `G` (6); one byte shorter or
+        // longer ends it inside a character.
+        for (from, to) in [("G東京", "F東京"), ("G大阪", "E大阪"), ("G東京", "H東京")] {
+            assert!(body.contains(from), "{from}");
+            let damaged = body.replacen(from, to, 1);
+            assert!(decode(&damaged).is_err(), "{to}");
+        }
+    }
+
+    #[test]
+    fn flags_out_of_key_order_decode_with_an_index() {
+        let file = r#"{"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"off"},"c":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
+        let mut snap = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        assert!(snap.index.is_empty(), "compile writes flags in key order");
+        snap.flags.reverse();
+        let again = decode(&encode(&snap)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.index, [2, 1, 0]);
+        let ctx = crate::Context::with_key("u");
+        let now = chrono::DateTime::from_timestamp(0, 0).unwrap_or_default();
+        for (key, variant) in [("a", "on"), ("b", "off"), ("c", "on")] {
+            assert_eq!(
+                again.evaluate(key, &ctx, now).variant,
+                Some(variant),
+                "{key}"
+            );
+        }
+        assert_eq!(again.evaluate("d", &ctx, now).variant, None);
+    }
 }

@@ -1,5 +1,6 @@
-//! Reading a BODY into a snapshot: one shared string per table entry, one allocation per
-//! array, every count and index checked against what is left.
+//! Reading a BODY into a snapshot: one shared copy of the string table's text that every
+//! name is a range of, one allocation per array, every count and index checked against
+//! what is left.
 
 use std::sync::Arc;
 
@@ -472,14 +473,18 @@ impl<'a> Reader<'a> {
                     variants: r.list(Self::int)?,
                 })
             })?;
-            extra.get_or_insert_default().prerequisites = prerequisites;
+            if !prerequisites.is_empty() {
+                extra.get_or_insert_default().prerequisites = prerequisites;
+            }
         }
         if bit(6) {
             let targets: Vec<(Name, usize)> = self.list(|r| Ok((r.str()?, r.int()?)))?;
             if targets.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err(Bad("targeted users are not in order"));
             }
-            extra.get_or_insert_default().targets = targets;
+            if !targets.is_empty() {
+                extra.get_or_insert_default().targets = targets;
+            }
         }
         let rules = self.rules()?;
         let fallthrough = self.serve()?;
