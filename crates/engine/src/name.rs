@@ -14,7 +14,7 @@ use crate::context::{order, same};
 /// ordered, hashed and printed as the string it is.
 ///
 /// Invariant (what [`Name::as_str`]'s unchecked slice rests on): `start..end` is a range
-/// of `text` on character boundaries. Only [`Name::within`], which checks it, and
+/// of `text` on character boundaries. Only `Name::within`, which checks it, and
 /// `From<&str>`, which takes the whole text (or nothing), make a name; the fields are
 /// private to this module and no method changes them.
 #[derive(Clone)]
