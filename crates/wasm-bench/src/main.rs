@@ -228,18 +228,24 @@ fn breakdown(
     Some([median(a), median(b), median(c)])
 }
 
-/// `prof [distinct]`: 4000 fresh loads of 100 flags (read, checksum, decode, evaluate
-/// all), each in untouched memory, and their mean: a steady workload to sample with
-/// `EDGEFLAGS_GUEST_PROFILE` (see docs/benchmarks.md).
-fn fresh_loads(distinct: bool) {
-    let json = flag_file(100, distinct).to_string();
-    let (packed_payload, version) = compile_str(&json)
-        .map(|s| (payload::envelope(&s, &json), s.fingerprint().to_string()))
+/// A config store holding `json` compiled and packed, as `edgeflags pack` writes it.
+fn packed_store(json: &str) -> BTreeMap<String, String> {
+    let (packed_payload, version) = compile_str(json)
+        .map(|s| (payload::envelope(&s, json), s.fingerprint().to_string()))
         .unwrap_or_default();
     let mut store = BTreeMap::new();
     if let Ok(p) = pack::pack(&packed_payload, &version, &store, None) {
         p.apply(&mut store);
     }
+    store
+}
+
+/// `prof [distinct]`: 4000 fresh loads of 100 flags (read, checksum, decode, evaluate
+/// all), each in untouched memory, and their mean: a steady workload to sample with
+/// `EDGEFLAGS_GUEST_PROFILE` (see docs/benchmarks.md).
+fn fresh_loads(distinct: bool) {
+    let json = flag_file(100, distinct).to_string();
+    let store = packed_store(&json);
     let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
     let ctx = Context::with_key("user-4242")
         .with("country", "US")
@@ -289,13 +295,7 @@ fn main() {
         };
         let file = flag_file(n, distinct);
         let json = file.to_string();
-        let (packed_payload, version) = compile_str(&json)
-            .map(|s| (payload::envelope(&s, &json), s.fingerprint().to_string()))
-            .unwrap_or_default();
-        let mut store = BTreeMap::new();
-        if let Ok(p) = pack::pack(&packed_payload, &version, &store, None) {
-            p.apply(&mut store);
-        }
+        let store = packed_store(&json);
         let pointer = store.get(pack::POINTER_KEY).cloned().unwrap_or_default();
         let parts = store.len() - 1;
         let packed = pack::read(|k| store.get(k).cloned(), None)
