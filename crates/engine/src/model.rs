@@ -276,13 +276,13 @@ impl Arena {
 
 /// Flag indexes ordered by key, for [`Snapshot::position`].
 pub(crate) fn key_order(flags: &[Flag]) -> Vec<usize> {
-    // Compile and the packed snapshot write flags in key order, so checking is all a load
-    // does, and the index stays empty (no allocation); otherwise an unstable sort, which
-    // allocates no scratch buffer (the keys are distinct, and ties in a damaged snapshot
-    // only pick which twin a lookup finds).
+    // Compile and the packed snapshot write flags in strictly increasing key order, so
+    // checking is all a load does, and the index stays empty (no allocation); otherwise
+    // an unstable sort, which allocates no scratch buffer (a decoded snapshot whose index
+    // shows two equal keys is refused as damaged: `codec::check`).
     if flags
         .windows(2)
-        .all(|w| order(&w[0].key, &w[1].key).is_le())
+        .all(|w| order(&w[0].key, &w[1].key).is_lt())
     {
         return Vec::new();
     }

@@ -96,6 +96,12 @@ pub fn decode(body: &str) -> Result<Snapshot, Damaged> {
 /// refer to segments, and prerequisites form no cycle. (Indexes need no check: evaluation
 /// looks everything up with `get`.)
 fn check(snapshot: &Snapshot) -> Result<(), Damaged> {
+    // Keys are distinct (compile's flags are a JSON object's members): flags in strictly
+    // increasing order have no index, and an index orders the others.
+    let key = |i: &usize| snapshot.flags.get(*i).map(|f| &*f.key);
+    if snapshot.index.windows(2).any(|w| key(&w[0]) == key(&w[1])) {
+        return Err(Damaged("two flags have the same key".into()));
+    }
     let nested = snapshot.segments.iter().any(|s| {
         s.rules.iter().any(|clauses| {
             clauses
@@ -465,5 +471,20 @@ mod tests {
             );
         }
         assert_eq!(again.evaluate("d", &ctx, now).variant, None);
+    }
+
+    #[test]
+    fn two_flags_with_one_key_are_refused() {
+        let file = r#"{"flags":{"a":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"},"b":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"off"},"c":{"type":"boolean","variants":{"on":true,"off":false},"off_variant":"off","default":"on"}}}"#;
+        let mut snap = compile_packed(file, "v").unwrap_or_else(|e| panic!("{e}"));
+        snap.flags[1].key = snap.flags[0].key.clone();
+        let refused = decode(&encode(&snap));
+        assert!(
+            matches!(&refused, Err(Damaged(m)) if m.contains("same key")),
+            "{refused:?}"
+        );
+        // In any order.
+        snap.flags.reverse();
+        assert!(decode(&encode(&snap)).is_err());
     }
 }
