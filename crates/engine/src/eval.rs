@@ -238,14 +238,12 @@ impl Snapshot {
         if !f.on {
             return serve(f.off_variant, Reason::Off { scheduled: false }, None);
         }
-        // Most flags have no schedule, prerequisites, targets or allocation: one test.
-        let extra = f.extra.as_deref();
-        if let Some(s) = extra.and_then(|e| e.schedule.as_ref())
+        if let Some(s) = f.schedule()
             && !s.active(now, ctx.zone())
         {
             return serve(f.off_variant, Reason::Off { scheduled: true }, None);
         }
-        for p in extra.map_or(&[][..], |e| &e.prerequisites) {
+        for p in f.prerequisites() {
             let ok = self
                 .variant_index(p.flag, ctx, now)
                 .is_some_and(|v| p.variants.contains(&v));
@@ -254,7 +252,7 @@ impl Snapshot {
                 return serve(f.off_variant, Reason::PrerequisiteFailed { flag }, None);
             }
         }
-        if extra.is_some_and(|e| !e.targets.is_empty())
+        if !f.targets().is_empty()
             && let Some(key) = ctx.key()
             && let Some(v) = f.target(key)
         {
@@ -262,7 +260,7 @@ impl Snapshot {
         }
         // Whether the user is in the flag's layer slots (always, for a flag in no layer):
         // only then do its splits and its ramp place them.
-        let allocation = extra.and_then(|e| e.allocation.as_ref());
+        let allocation = f.allocation();
         let placed = match allocation {
             None => true,
             Some(a) => {
