@@ -15,6 +15,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
+use edgeflags_engine::console::csp;
+use edgeflags_engine::console::page::TOOLBAR_STYLES;
 use edgeflags_engine::freshness::{self, Storage};
 use edgeflags_engine::inject::BeforeBodyEnd;
 use edgeflags_engine::page::{Plan, Rewriter};
@@ -115,7 +117,8 @@ impl Outgoing {
 
     /// Puts `fragment` (the preview toolbar) before `</body>` of a successful,
     /// unencoded `text/html` response as it streams; the page is then private to this
-    /// user. Any other response is left as it is.
+    /// user, and its `Content-Security-Policy` lets the toolbar's own inline styles apply
+    /// (`edgeflags_engine::console::csp`). Any other response is left as it is.
     pub fn toolbar(&mut self, fragment: String) {
         let (content_type, encoding) = self.body_type();
         let html = content_type.is_some_and(|t| {
@@ -133,6 +136,26 @@ impl Outgoing {
             self.resp.remove_header("content-length");
             self.resp.remove_header("etag");
             self.resp.set_header("cache-control", "private, no-store");
+        }
+        // A policy that blocks inline styles gets the toolbar's, by hash, so the toolbar
+        // shows as built; nothing else in the policy changes.
+        for name in [
+            "content-security-policy",
+            "content-security-policy-report-only",
+        ] {
+            let values = platform::response_headers(&self.resp, name);
+            let amended: Vec<Option<String>> = values
+                .iter()
+                .map(|v| csp::allow_styles(v, &TOOLBAR_STYLES))
+                .collect();
+            if amended.iter().any(Option::is_some) {
+                let values: Vec<String> = values
+                    .iter()
+                    .zip(amended)
+                    .map(|(v, a)| a.unwrap_or_else(|| v.to_string()))
+                    .collect();
+                platform::set_response_headers(&mut self.resp, name, &values);
+            }
         }
         self.toolbar = Some(BeforeBodyEnd::new(fragment));
     }

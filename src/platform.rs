@@ -254,6 +254,14 @@ pub fn response_header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
         .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
+/// Every value of a response header that is UTF-8 (one host call for them all).
+pub fn response_headers<'r>(resp: &'r Response, name: &str) -> Vec<&'r str> {
+    count(Call::HeaderRead, 1);
+    resp.get_header_all(name)
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .collect()
+}
+
 /// Every value of a header that is UTF-8.
 pub fn headers<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
     count(Call::HeaderRead, u32::from(touch(name)));
@@ -303,6 +311,19 @@ pub fn set_response_header(resp: &mut Response, name: &str, value: &str) {
     if let Some((n, v)) = checked(name, value) {
         count(Call::HeaderWrite, 1);
         resp.set_header(n, v);
+    }
+}
+
+/// Replaces every value of a response header with `values` (each encoded; one that
+/// cannot be written is left out).
+pub fn set_response_headers(resp: &mut Response, name: &str, values: &[String]) {
+    count(Call::HeaderWrite, 1);
+    resp.remove_header(name);
+    for value in values {
+        if let Some((n, v)) = checked(name, value) {
+            count(Call::HeaderWrite, 1);
+            resp.append_header(n, v);
+        }
     }
 }
 

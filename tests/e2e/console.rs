@@ -286,6 +286,30 @@ fn the_console_sets_a_preview_only_from_its_own_form() {
     );
     assert!(html.body.contains("checkout=v2"));
     assert_eq!(html.header("cache-control"), Some("private, no-store"));
+    // The demo page's strict policy, amended by exactly the toolbar's styles (the browser
+    // test sees them apply in Chromium).
+    let hashes: Vec<String> = console::page::TOOLBAR_STYLES
+        .iter()
+        .map(|s| console::csp::hash_source(s))
+        .collect();
+    assert_eq!(
+        html.header("content-security-policy"),
+        Some(&*format!(
+            "{}; style-src-attr 'self' 'unsafe-hashes' {}",
+            edgeflags_e2e::demo::DEMO_CSP,
+            hashes.join(" ")
+        ))
+    );
+    // Without a preview the page's policy is the origin's.
+    let visitor = app.send(
+        Req::get("/")
+            .user("no-preview")
+            .header("accept", "text/html"),
+    );
+    assert_eq!(
+        visitor.header("content-security-policy"),
+        Some(edgeflags_e2e::demo::DEMO_CSP)
+    );
     let text = app.send(Req::get("/").header("cookie", &cookies));
     assert!(!text.body.contains("edgeflags-toolbar"));
     let plain = app.send(

@@ -156,9 +156,17 @@ pub fn respond(region: &str, req: &Request<Body>) -> Response<Body> {
     } else {
         ("text/plain; charset=utf-8", page(region, req))
     };
-    Response::builder()
+    let mut resp = Response::builder()
         .header("content-type", content_type)
-        .header("vary", VARY.join(", "))
-        .body(Body::from(body))
-        .unwrap_or_default()
+        .header("vary", VARY.join(", "));
+    if html {
+        // A strict policy, as many sites send: no inline script or style. The preview
+        // toolbar's inline styles must still apply (the edge allows them by hash).
+        resp = resp.header("content-security-policy", DEMO_CSP);
+    }
+    resp.body(Body::from(body)).unwrap_or_default()
 }
+
+/// The demo HTML page's `Content-Security-Policy`.
+pub const DEMO_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; form-action 'self'; base-uri 'none'";

@@ -28,6 +28,7 @@
 //!   preview cookie itself, so the toolbar of a shared preview (no console session) can
 //!   stop it too.
 
+pub mod csp;
 pub mod form;
 pub mod html;
 pub mod page;

@@ -420,14 +420,21 @@ pub fn bounce(next: &str, what: &str) -> String {
     p.finish()
 }
 
+/// The toolbar's style attributes, each an exact `style` value it writes: a page whose
+/// policy blocks inline styles gets these allowed by hash ([`super::csp::allow_styles`]).
+const BAR: &str = "position:fixed;left:0;right:0;bottom:0;z-index:2147483647;margin:0;padding:6px 12px;background:#222;color:#fff;font:14px/1.4 system-ui,sans-serif;display:flex;gap:12px;align-items:center;flex-wrap:wrap";
+const LINK: &str = "color:#fff;text-decoration:underline";
+const FORM: &str = "margin:0";
+const BUTTON: &str = "font:inherit;color:#222;background:#ffd54f;border:0;border-radius:3px;padding:2px 10px;cursor:pointer";
+
+/// Every `style` value the toolbar writes.
+pub const TOOLBAR_STYLES: [&str; 4] = [BAR, LINK, FORM, BUTTON];
+
 /// The toolbar put into previewed pages: what is previewed, a link to the console (when
 /// `console` is set: the browser holds a console session) and a stop button (carrying
 /// `stop`, the stop token of the preview cookie, when the preview came from one). Its
-/// styles are inline attributes so it needs nothing from the page.
+/// styles are inline attributes ([`TOOLBAR_STYLES`]) so it needs nothing from the page.
 pub fn toolbar(claims: &Claims, stop: Option<&str>, console: bool) -> String {
-    const BAR: &str = "position:fixed;left:0;right:0;bottom:0;z-index:2147483647;margin:0;padding:6px 12px;background:#222;color:#fff;font:14px/1.4 system-ui,sans-serif;display:flex;gap:12px;align-items:center;flex-wrap:wrap";
-    const LINK: &str = "color:#fff;text-decoration:underline";
-    const BUTTON: &str = "font:inherit;color:#222;background:#ffd54f;border:0;border-radius:3px;padding:2px 10px;cursor:pointer";
     let mut p = Page::new();
     p.raw(
         "<div id=\"edgeflags-toolbar\" role=\"region\" aria-label=\"edgeflags preview\" style=\"",
@@ -446,7 +453,9 @@ pub fn toolbar(claims: &Claims, stop: Option<&str>, console: bool) -> String {
     if let Some(stop) = stop {
         p.raw("<form method=\"post\" action=\"")
             .raw(STOP_PATH)
-            .raw("\" style=\"margin:0\">");
+            .raw("\" style=\"")
+            .raw(FORM)
+            .raw("\">");
         hidden(&mut p, "stop", stop);
         p.raw("<button type=\"submit\" style=\"")
             .raw(BUTTON)

@@ -369,6 +369,14 @@ fn the_console_escapes_everything_it_shows_and_never_shows_the_key() {
     assert!(!bar.contains("<script"));
     assert!(bar.contains("&lt;script&gt;"));
     assert!(bar.contains(STOP_PATH) && bar.contains(CONSOLE_PATH));
+    // Every style the toolbar writes is one the page's policy is amended to allow
+    // (`csp::allow_styles`), and each of those is written.
+    let styles: Vec<&str> = bar
+        .split(" style=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(styles, page::TOOLBAR_STYLES, "{bar}");
     let bar = page::toolbar(&claims, None, false);
     assert!(!bar.contains(STOP_PATH) && !bar.contains(CONSOLE_PATH));
 
