@@ -1,9 +1,10 @@
 //! Throughput through Viceroy: serves the edge app and a pass-through wasm (built the same
 //! way, same origin) over loopback HTTP, and drives each with the same bounded load.
-//! `edgeflags-load EDGE_WASM PASSTHROUGH_WASM [REQUESTS] [CONCURRENCY] [lean]`; prints a
-//! markdown table (requests/s, p50, p99) and the ratio. `lean` serves the demo flags
-//! without the trait rule (no profile lookup) and without exposure logging, to show what
-//! those cost. Run by `scripts/bench`.
+//! `edgeflags-load EDGE_WASM PASSTHROUGH_WASM [REQUESTS] [CONCURRENCY] [VARIANT]`; prints
+//! a markdown table (requests/s, p50, p99) and the ratio. The variant `lean` serves the
+//! demo flags without the trait rule (no profile lookup) and without exposure logging, to
+//! show what those cost; `no-trait` and `no-exposure` leave out one of the two. Run by
+//! `scripts/bench`.
 
 use std::time::{Duration, Instant};
 
@@ -59,17 +60,28 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let edge = args
         .next()
-        .context("usage: edgeflags-load EDGE_WASM PASSTHROUGH_WASM [REQUESTS] [CONCURRENCY]")?;
+        .context("usage: edgeflags-load EDGE_WASM PASSTHROUGH_WASM [REQUESTS] [CONCURRENCY] [lean|no-trait|no-exposure]")?;
     let pass = args.next().context("missing PASSTHROUGH_WASM")?;
     let requests: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
-    let lean = args.next().as_deref() == Some("lean");
+    let variant = args.next().unwrap_or_default();
+    let (no_trait, no_exposure) = match variant.as_str() {
+        "" => (false, false),
+        "lean" => (true, true),
+        "no-trait" => (true, false),
+        "no-exposure" => (false, true),
+        other => anyhow::bail!("unknown variant {other:?}: lean, no-trait or no-exposure"),
+    };
     let mut flags = edgeflags_e2e::demo_flags();
-    if lean && let Some(f) = flags["flags"].as_object_mut() {
-        f.remove("recommendations");
-        for flag in f.values_mut() {
-            if let Some(o) = flag.as_object_mut() {
-                o.remove("exposure_sample");
+    if let Some(f) = flags["flags"].as_object_mut() {
+        if no_trait {
+            f.remove("recommendations");
+        }
+        if no_exposure {
+            for flag in f.values_mut() {
+                if let Some(o) = flag.as_object_mut() {
+                    o.remove("exposure_sample");
+                }
             }
         }
     }
@@ -110,10 +122,11 @@ fn main() -> Result<()> {
     println!();
     println!(
         "edgeflags{} / pass-through throughput: {:.2} ({requests} requests per round, {concurrency} concurrent, best of 2 rounds)",
-        if lean {
-            " (lean: no trait rule, no exposure logging)"
-        } else {
-            ""
+        match variant.as_str() {
+            "lean" => " (lean: no trait rule, no exposure logging)",
+            "no-trait" => " (no trait rule)",
+            "no-exposure" => " (no exposure logging)",
+            _ => "",
         },
         best[1].0 / best[0].0.max(1e-9)
     );
