@@ -334,9 +334,12 @@ fn base_config(spec: &AppSpec) -> Result<FastlyConfig> {
     let mut doc: toml::Table = toml::from_str(&text).context("parsing fastly.toml")?;
     if let Some(toml::Value::Table(ls)) = doc.get_mut("local_server") {
         ls.remove("config_stores");
-        for key in ["geolocation", "device_detection"] {
+        for (key, entries) in [
+            ("geolocation", "addresses"),
+            ("device_detection", "user_agents"),
+        ] {
             if let Some(toml::Value::Table(t)) = ls.get_mut(key) {
-                absolutize(t);
+                inline_entries(t, entries).with_context(|| format!("local_server.{key}"))?;
             }
         }
         // The profile store: the local file's entries plus the test's, inline; or none.
@@ -394,6 +397,54 @@ fn coarse_timer_slack() {
 
 #[cfg(not(target_os = "linux"))]
 fn coarse_timer_slack() {}
+
+/// A geolocation or device-detection table given as a JSON file, turned into the same
+/// entries inline (`format = "inline-toml"`, under `entries`). Viceroy (0.22) re-reads and
+/// parses such a file at every lookup (`GeolocationMapping::get`,
+/// `DeviceDetectionMapping::get`), which the pass-through of the load run never pays and
+/// Fastly never does; inline entries are parsed once, when the app starts. The answers
+/// are the same: every value of these files is a string, a number, a boolean or a table
+/// of them, which TOML holds as they are (a JSON null, which it cannot, is left out, as
+/// an absent field reads the same to the edge).
+fn inline_entries(t: &mut toml::Table, entries: &str) -> Result<()> {
+    if t.get("format").and_then(toml::Value::as_str) != Some("json") {
+        absolutize(t);
+        return Ok(());
+    }
+    let Some(toml::Value::String(file)) = t.remove("file") else {
+        return Ok(());
+    };
+    let path = root().join(&file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {file}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {file}"))?;
+    let Some(table @ toml::Value::Table(_)) = json_to_toml(&json) else {
+        anyhow::bail!("{file}: not a JSON object");
+    };
+    t.insert("format".into(), "inline-toml".into());
+    t.insert(entries.into(), table);
+    Ok(())
+}
+
+/// A JSON value as TOML; `None` for null (TOML has none).
+fn json_to_toml(v: &serde_json::Value) -> Option<toml::Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        J::Null => return None,
+        J::Bool(b) => toml::Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64()?),
+        },
+        J::String(s) => toml::Value::String(s.clone()),
+        J::Array(a) => toml::Value::Array(a.iter().filter_map(json_to_toml).collect()),
+        J::Object(o) => toml::Value::Table(
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), json_to_toml(v)?)))
+                .collect(),
+        ),
+    })
+}
 
 fn absolutize(t: &mut toml::Table) {
     if let Some(toml::Value::String(f)) = t.get_mut("file") {
