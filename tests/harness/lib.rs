@@ -7,7 +7,10 @@
 //! what the origin received, and on the log lines.
 //!
 //! The wasm is built once per run (`cargo build -p edgeflags-edge --release --target
-//! wasm32-wasip1`), unless `EDGEFLAGS_WASM` names one already built.
+//! wasm32-wasip1`), unless `EDGEFLAGS_WASM` names one already built. With
+//! `EDGEFLAGS_GUEST_PROFILE=DIR` every request's guest is sampled every 5 µs and Viceroy
+//! writes one Firefox-profiler file per request into DIR (names resolve when the wasm was
+//! built with symbols; docs/benchmarks.md, the throughput notes).
 
 pub mod demo;
 pub mod origin;
@@ -511,7 +514,13 @@ impl App {
         let module = spec.wasm.clone().unwrap_or_else(|| wasm().to_path_buf());
         let builder = ExecuteCtx::build(
             &module,
-            ProfilingConfig::None,
+            match std::env::var_os("EDGEFLAGS_GUEST_PROFILE") {
+                Some(path) => ProfilingConfig::Guest {
+                    path: path.into(),
+                    sample_period: std::time::Duration::from_micros(5),
+                },
+                None => ProfilingConfig::None,
+            },
             HashSet::new(),
             UnknownImportBehavior::LinkError,
             false,
