@@ -143,18 +143,22 @@ impl Outgoing {
             "content-security-policy",
             "content-security-policy-report-only",
         ] {
-            let values = platform::response_headers(&self.resp, name);
-            let amended: Vec<Option<String>> = values
-                .iter()
-                .map(|v| csp::allow_styles(v, &TOOLBAR_STYLES))
+            // Each value the origin sent stays byte for byte unless it is amended (one
+            // that is not UTF-8, or whose amendment cannot be a header, stays as sent).
+            let mut changed = false;
+            let values: Vec<HeaderValue> = platform::response_header_values(&self.resp, name)
+                .into_iter()
+                .map(|v| {
+                    let amended = std::str::from_utf8(v.as_bytes())
+                        .ok()
+                        .and_then(|p| csp::allow_styles(p, &TOOLBAR_STYLES))
+                        .and_then(|a| HeaderValue::from_str(&a).ok());
+                    changed |= amended.is_some();
+                    amended.unwrap_or(v)
+                })
                 .collect();
-            if amended.iter().any(Option::is_some) {
-                let values: Vec<String> = values
-                    .iter()
-                    .zip(amended)
-                    .map(|(v, a)| a.unwrap_or_else(|| v.to_string()))
-                    .collect();
-                platform::set_response_headers(&mut self.resp, name, &values);
+            if changed {
+                platform::replace_response_header(&mut self.resp, name, values);
             }
         }
         self.toolbar = Some(BeforeBodyEnd::new(fragment));

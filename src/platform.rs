@@ -254,12 +254,10 @@ pub fn response_header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
         .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
 }
 
-/// Every value of a response header that is UTF-8 (one host call for them all).
-pub fn response_headers<'r>(resp: &'r Response, name: &str) -> Vec<&'r str> {
+/// Every value of a response header, as the origin sent it (one host call for them all).
+pub fn response_header_values(resp: &Response, name: &str) -> Vec<HeaderValue> {
     count(Call::HeaderRead, 1);
-    resp.get_header_all(name)
-        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
-        .collect()
+    resp.get_header_all(name).cloned().collect()
 }
 
 /// Every value of a header that is UTF-8.
@@ -314,16 +312,16 @@ pub fn set_response_header(resp: &mut Response, name: &str, value: &str) {
     }
 }
 
-/// Replaces every value of a response header with `values` (each encoded; one that
-/// cannot be written is left out).
-pub fn set_response_headers(resp: &mut Response, name: &str, values: &[String]) {
+/// Replaces every value of a response header with `values`, written as they are.
+pub fn replace_response_header(resp: &mut Response, name: &str, values: Vec<HeaderValue>) {
+    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+        return;
+    };
     count(Call::HeaderWrite, 1);
-    resp.remove_header(name);
+    resp.remove_header(&name);
     for value in values {
-        if let Some((n, v)) = checked(name, value) {
-            count(Call::HeaderWrite, 1);
-            resp.append_header(n, v);
-        }
+        count(Call::HeaderWrite, 1);
+        resp.append_header(&name, value);
     }
 }
 

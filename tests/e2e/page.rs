@@ -398,6 +398,38 @@ fn hostile_pages_are_served_rewritten_or_as_they_came_never_a_5xx() {
 }
 
 #[test]
+fn a_previewed_page_keeps_each_policy_as_sent_but_lets_the_toolbar_styles_apply() {
+    use edgeflags_engine::console::{csp::hash_source, page::TOOLBAR_STYLES};
+    let app = site();
+    let token = forcing(&[("store-banner", "local")]);
+    let r = app.send(
+        Req::get("/t/csp?t=csp")
+            .from(NEW_YORK)
+            .user("u-csp")
+            .header("edgeflags-preview", &token),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("edgeflags-toolbar"), "{}", r.body);
+    // The policy that blocks inline styles gets exactly the toolbar's; the other, which
+    // restricts no style, comes through byte for byte (its `é` unescaped).
+    let amended = format!(
+        "default-src 'self'; style-src-attr 'self' 'unsafe-hashes' {}",
+        TOOLBAR_STYLES.map(hash_source).join(" ")
+    );
+    assert_eq!(
+        r.headers_named("content-security-policy"),
+        [amended.as_str(), pages::CSP_PAGE_POLICIES[1]]
+    );
+    // Without a preview, both as the origin sent them.
+    let plain = app.send(Req::get("/t/csp?t=csp-plain").from(NEW_YORK).user("u-csp"));
+    assert!(!plain.body.contains("edgeflags-toolbar"));
+    assert_eq!(
+        plain.headers_named("content-security-policy"),
+        pages::CSP_PAGE_POLICIES
+    );
+}
+
+#[test]
 fn a_failing_or_hanging_fragment_origin_leaves_the_page_without_it() {
     let app = site();
     for mark in ["fail", "hang"] {

@@ -72,6 +72,12 @@ fn page(ct: &str, cache: &str, body: impl Into<Body>) -> Response<Body> {
 }
 
 const HTML: &str = "text/html; charset=utf-8";
+
+/// The two `Content-Security-Policy` values of `/t/csp`.
+pub const CSP_PAGE_POLICIES: [&str; 2] = [
+    "default-src 'self'",
+    "img-src 'self' https://café.example; report-uri /csp-reports",
+];
 const SHARED: &str = "public, max-age=300";
 
 /// The answer for a test path, or `None` for the demo origin's paths.
@@ -114,6 +120,22 @@ pub async fn respond(req: &Request<Body>) -> Option<Response<Body>> {
         "/t/many" => page(HTML, SHARED, many_elements()),
         "/t/invalid-utf8" => page(HTML, SHARED, invalid_utf8()),
         "/t/latin1" => page("text/html; charset=ISO-8859-1", SHARED, latin1()),
+        "/t/csp" => {
+            // Two policies: one that blocks inline styles, one (with a character a
+            // header value can carry but the edge's own encoding would escape) that
+            // does not restrict styles at all.
+            let mut resp = page(
+                HTML,
+                SHARED,
+                "<!doctype html><title>csp</title><p>policy</p></body>",
+            );
+            for policy in CSP_PAGE_POLICIES {
+                if let Ok(v) = hyper::header::HeaderValue::from_str(policy) {
+                    resp.headers_mut().append("content-security-policy", v);
+                }
+            }
+            resp
+        }
         "/fragments/recs" => {
             // A request marked by the test decides how the fragment origin behaves; the
             // answer varies on the mark, so the cached fragment never stands in for it.
