@@ -65,11 +65,11 @@ fn main() -> Result<()> {
     let requests: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
     let variant = args.next().unwrap_or_default();
-    let (no_trait, no_exposure) = match variant.as_str() {
-        "" => (false, false),
-        "lean" => (true, true),
-        "no-trait" => (true, false),
-        "no-exposure" => (false, true),
+    let (no_trait, no_exposure, label) = match variant.as_str() {
+        "" => (false, false, ""),
+        "lean" => (true, true, " (lean: no trait rule, no exposure logging)"),
+        "no-trait" => (true, false, " (no trait rule)"),
+        "no-exposure" => (false, true, " (no exposure logging)"),
         other => anyhow::bail!("unknown variant {other:?}: lean, no-trait or no-exposure"),
     };
     let mut flags = edgeflags_e2e::demo_flags();
@@ -121,13 +121,7 @@ fn main() -> Result<()> {
     }
     println!();
     println!(
-        "edgeflags{} / pass-through throughput: {:.2} ({requests} requests per round, {concurrency} concurrent, best of 2 rounds)",
-        match variant.as_str() {
-            "lean" => " (lean: no trait rule, no exposure logging)",
-            "no-trait" => " (no trait rule)",
-            "no-exposure" => " (no exposure logging)",
-            _ => "",
-        },
+        "edgeflags{label} / pass-through throughput: {:.2} ({requests} requests per round, {concurrency} concurrent, best of 2 rounds)",
         best[1].0 / best[0].0.max(1e-9)
     );
     Ok(())

@@ -73,12 +73,13 @@ fn page(ct: &str, cache: &str, body: impl Into<Body>) -> Response<Body> {
 
 const HTML: &str = "text/html; charset=utf-8";
 
+const SHARED: &str = "public, max-age=300";
+
 /// The two `Content-Security-Policy` values of `/t/csp`.
 pub const CSP_PAGE_POLICIES: [&str; 2] = [
     "default-src 'self'",
     "img-src 'self' https://café.example; report-uri /csp-reports",
 ];
-const SHARED: &str = "public, max-age=300";
 
 /// The answer for a test path, or `None` for the demo origin's paths.
 pub async fn respond(req: &Request<Body>) -> Option<Response<Body>> {

@@ -49,13 +49,14 @@ fn amend(policy: &str, hashes: &[String]) -> Option<String> {
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .collect();
-    let name = |d: &str| {
-        d.split_ascii_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
+    // Directive names compare case-insensitively, without a lowercased copy of each.
+    let first = |wanted: &str| {
+        directives.iter().position(|d| {
+            d.split_ascii_whitespace()
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+        })
     };
-    let first = |wanted: &str| directives.iter().position(|d| name(d) == wanted);
     let attr = first("style-src-attr");
     let governing = attr
         .or_else(|| first("style-src"))
