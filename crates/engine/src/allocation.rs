@@ -29,6 +29,20 @@ pub(crate) fn draw(prefix: &Prefix, by: &str, ctx: &Context) -> Option<u32> {
     Some(prefix.bucket(text))
 }
 
+/// [`draw`] with the attribute's [`crate::context::short_word`] known (`word`).
+#[inline(always)]
+pub(crate) fn draw_word(prefix: &Prefix, word: u64, by: &str, ctx: &Context) -> Option<u32> {
+    let mut buf = [0u8; 20];
+    let text = match ctx.get_by(word, by)? {
+        AttrValue::Str(v) => v.as_str(),
+        AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            integer_text(*n as i64, &mut buf)
+        }
+        _ => return None,
+    };
+    Some(prefix.bucket(text))
+}
+
 /// The salt a layer uses when the file gives none: `layer:` and its name. (A flag key
 /// cannot hold a `:`, so it never equals a flag's default salt.)
 pub(crate) fn default_layer_salt(name: &str) -> String {

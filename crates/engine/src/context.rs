@@ -81,6 +81,11 @@ impl From<bool> for AttrValue {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     attrs: Vec<(String, AttrValue)>,
+    /// Beside each of `attrs`: its name's [`short_word`] and, for a string value, the
+    /// value's (0 for a name or string of eight bytes or more, and for other values), so
+    /// that evaluation finds a short attribute and tests a short value against a small
+    /// set by comparing words.
+    words: Vec<(u64, u64)>,
     zone: Option<Zone>,
     zone_source: Option<Source>,
     forced: Vec<(String, String)>,
@@ -116,15 +121,30 @@ impl Context {
             };
             self.zone_source = self.zone.map(|_| Source::Given);
         }
-        match self.attrs.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.attrs.push((name.to_string(), value)),
+        let word = match &value {
+            AttrValue::Str(s) => short_word(s),
+            _ => 0,
+        };
+        match self.attrs.iter().position(|(n, _)| n == name) {
+            Some(i) => {
+                if let (Some(slot), Some(w)) = (self.attrs.get_mut(i), self.words.get_mut(i)) {
+                    slot.1 = value;
+                    w.1 = word;
+                }
+            }
+            None => {
+                self.attrs.push((name.to_string(), value));
+                self.words.push((short_word(name), word));
+            }
         }
     }
 
     /// Removes an attribute.
     pub fn remove(&mut self, name: &str) {
-        self.attrs.retain(|(n, _)| n != name);
+        if let Some(i) = self.attrs.iter().position(|(n, _)| n == name) {
+            self.attrs.remove(i);
+            self.words.remove(i);
+        }
         if name == "timezone" {
             self.zone = None;
             self.zone_source = None;
@@ -155,6 +175,31 @@ impl Context {
             .iter()
             .find(|(n, _)| same(n, name))
             .map(|(_, v)| v)
+    }
+
+    /// [`Context::get`], by the name's [`short_word`] (`word`, which is 0 for a name of
+    /// eight bytes or more) when the name is short.
+    #[inline(always)]
+    pub(crate) fn get_by(&self, word: u64, name: &str) -> Option<&AttrValue> {
+        if word == 0 {
+            return self.get(name);
+        }
+        let i = self.words.iter().position(|(w, _)| *w == word)?;
+        self.attrs.get(i).map(|(_, v)| v)
+    }
+
+    /// The [`short_word`] of the value of the attribute whose name's word is `word` (not
+    /// 0): `None` when there is no such attribute, 0 when its value is not a string of
+    /// at most seven bytes.
+    #[inline(always)]
+    pub(crate) fn value_word(&self, word: u64) -> Option<u64> {
+        self.words.iter().find(|(w, _)| *w == word).map(|(_, v)| *v)
+    }
+
+    /// Whether a preview forces any variant.
+    #[inline(always)]
+    pub(crate) fn forces(&self) -> bool {
+        !self.forced.is_empty()
     }
 
     /// The user key, when it is a string.
@@ -364,6 +409,29 @@ mod tests {
         assert_eq!(value(&c, "countryx"), Some(7));
         c.set("country", 10.0);
         assert_eq!(value(&c, "country"), Some(10));
+        // The words evaluation looks attributes up by agree with the names after every
+        // set and remove, and a value's word follows its value.
+        c.set("country", "JP");
+        c.set("plan", "enterprise");
+        c.remove("countr");
+        for n in names.iter().chain(&["plan", "countr", "absent"]) {
+            let by_word = c.get_by(short_word(n), n);
+            assert_eq!(by_word, c.get(n), "{n:?}");
+            if short_word(n) != 0 {
+                let expected = match c.get(n) {
+                    None => None,
+                    Some(AttrValue::Str(s)) => Some(short_word(s)),
+                    Some(_) => Some(0),
+                };
+                assert_eq!(c.value_word(short_word(n)), expected, "{n:?}");
+            }
+        }
+        assert_eq!(c.value_word(short_word("country")), Some(short_word("JP")));
+        assert_eq!(
+            c.value_word(short_word("plan")),
+            Some(0),
+            "a long value has no word"
+        );
     }
 
     #[test]

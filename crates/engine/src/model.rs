@@ -267,9 +267,20 @@ pub(crate) struct Arena {
 }
 
 impl Arena {
-    /// The arena with [`Arena::words`] computed: the last step of compile and decode.
+    /// The arena with [`Arena::words`] and each fast clause's [`Clause::bits`] computed:
+    /// the last step of compile and decode.
     pub(crate) fn sealed(mut self) -> Arena {
         self.words = self.strings.iter().map(|s| short_word(s)).collect();
+        for c in &mut self.clauses {
+            if c.fast != 0 {
+                c.bits = c
+                    .set
+                    .of(&self.words)
+                    .iter()
+                    .filter(|w| **w != 0)
+                    .fold(0, |bits, w| bits | word_bit(*w));
+            }
+        }
         self
     }
 }
@@ -445,6 +456,8 @@ pub(crate) enum Serve {
 pub(crate) struct Split {
     /// The attribute whose value is bucketed (`key` by default).
     pub(crate) by: Name,
+    /// `by`'s [`short_word`] (0 when it has eight bytes or more).
+    pub(crate) word: u64,
     /// The salt (the flag key unless set).
     pub(crate) salt: Name,
     /// (exclusive upper bucket bound, variant index), in order, in [`Arena::slots`]; the
@@ -460,6 +473,45 @@ pub(crate) struct Clause {
     pub(crate) attribute: Name,
     pub(crate) op: Op,
     pub(crate) negate: bool,
+    /// For the commonest clause, a short attribute (not `now`) `in` a small set of
+    /// strings and nothing else, the attribute's [`short_word`], and the set's words in
+    /// `set` (a span of [`Arena::words`]): evaluation then decides it by comparing words.
+    /// 0 for every other clause.
+    pub(crate) fast: u64,
+    pub(crate) set: Span,
+    /// For a [`Clause::fast`] clause, one bit ([`word_bit`]) for each word of the set
+    /// (filled by [`Arena::sealed`]): a value whose bit is clear is not in it, which most
+    /// values (most users are not in a given list) show without a look at the words.
+    pub(crate) bits: u64,
+}
+
+/// A word's bit in [`Clause::bits`]: six bits of a multiplicative hash of it.
+#[inline(always)]
+pub(crate) fn word_bit(word: u64) -> u64 {
+    1 << (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
+impl Clause {
+    /// A clause, with its [`Clause::fast`] form when it has one.
+    pub(crate) fn new(attribute: Name, op: Op, negate: bool) -> Clause {
+        let word = short_word(&attribute);
+        let (fast, set) = match &op {
+            Op::In {
+                strs: StrSet::Few(set),
+                nums,
+                ..
+            } if nums.is_empty() && word != 0 && &*attribute != "now" => (word, *set),
+            _ => (0, Span::default()),
+        };
+        Clause {
+            attribute,
+            op,
+            negate,
+            fast,
+            set,
+            bits: 0,
+        }
+    }
 }
 
 /// A string set: a run of [`Arena::strings`] while small, a hash set when large.

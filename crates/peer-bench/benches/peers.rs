@@ -196,6 +196,21 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // Like for like with LaunchDarkly's call below, which is handed its flag: the flag
+    // looked up once, beforehand.
+    let e1_flag = e1.flag("flag-000").unwrap_or_else(|| panic!("no flag"));
+    assert_eq!(
+        e1.evaluate_flag(e1_flag, &ctx, now),
+        e1.evaluate("flag-000", &ctx, now)
+    );
+    g.bench_function("edgeflags (flag in hand)", |b| {
+        b.iter(|| {
+            black_box(
+                e1.evaluate_flag(black_box(e1_flag), black_box(&ctx), now)
+                    .variant,
+            )
+        })
+    });
     g.bench_function("unleash-yggdrasil", |b| {
         b.iter(|| black_box(u1.get_variant(black_box("flag-000"), black_box(&uctx), &None)))
     });

@@ -617,6 +617,7 @@ impl<'a> Reader<'a> {
                 };
                 self.arena.splits.push(Split {
                     prefix: crate::bucket::Prefix::new(&salt),
+                    word: crate::context::short_word(&by),
                     by,
                     salt,
                     slots,
@@ -664,11 +665,7 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             let attribute = self.str()?;
             let (op, negate) = self.op()?;
-            let clause = Clause {
-                attribute,
-                op,
-                negate,
-            };
+            let clause = Clause::new(attribute, op, negate);
             self.arena.clauses.push(clause);
         }
         Ok(span(start, n))

@@ -213,11 +213,7 @@ impl Compiler {
             }
             OpKind::Exists => Op::Exists,
         };
-        Some(Clause {
-            attribute: self.name(&attribute),
-            op,
-            negate,
-        })
+        Some(Clause::new(self.name(&attribute), op, negate))
     }
 
     pub(super) fn values<'v>(

@@ -336,6 +336,7 @@ impl Compiler {
         });
         let split = Split {
             prefix: crate::bucket::Prefix::new(&salt),
+            word: crate::context::short_word(&by),
             by: self.name(&by),
             salt: self.name(&salt),
             slots: Span::push(&mut self.arena.slots, slots),
