@@ -114,7 +114,13 @@ impl Prefix {
             let need = 8 - self.ntail;
             match rest.split_at_checked(need) {
                 Some((head, after)) => {
-                    absorb(&mut v, tail | (partial(head) << (8 * self.ntail)));
+                    // With eight bytes to read, one load: the bytes past `need` leave the
+                    // word in the shift below.
+                    let head = match rest.get(..8) {
+                        Some(w) => u64::from_le_bytes(word(w, 0)),
+                        None => partial(head),
+                    };
+                    absorb(&mut v, tail | (head << (8 * self.ntail)));
                     tail = 0;
                     rest = after;
                 }
@@ -128,7 +134,13 @@ impl Prefix {
         for w in &mut words {
             absorb(&mut v, u64::from_le_bytes(word(w, 0)));
         }
-        tail |= partial(words.remainder());
+        let r = words.remainder().len();
+        // The last `r` bytes: when the value has eight, one load of its last eight,
+        // shifted down.
+        tail |= match bytes.len().checked_sub(8).and_then(|at| bytes.get(at..)) {
+            Some(w) if r > 0 => u64::from_le_bytes(word(w, 0)) >> (8 * (8 - r)),
+            _ => partial(words.remainder()),
+        };
         let total = (self.len + bytes.len()) as u64;
         let b = tail | (total << 56);
         absorb(&mut v, b);
