@@ -53,6 +53,9 @@ pub struct Origin {
     pub addr: SocketAddr,
     /// Every request received.
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// For [`Behaviour::Refuse`], the socket that holds the port: bound, never listening,
+    /// so connections to it are refused and no other origin can be given the port.
+    _held: Option<Arc<tokio::net::TcpSocket>>,
 }
 
 impl Origin {
@@ -60,14 +63,18 @@ impl Origin {
     pub async fn start(name: &str, behaviour: Behaviour) -> Result<Origin> {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         if let Behaviour::Refuse = behaviour {
-            // Bind to learn a free port, then close it: connections are refused.
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let addr = l.local_addr()?;
-            drop(l);
+            // A port bound and kept, never listened on: connections are refused. (A port
+            // learned by binding and then closed could be handed to the next origin
+            // started, which then answered for this one: a test saw the refusing
+            // `origin_sa`'s request echoed by `origin_us` under load.)
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            let addr = socket.local_addr()?;
             return Ok(Origin {
                 name: name.into(),
                 addr,
                 seen,
+                _held: Some(Arc::new(socket)),
             });
         }
         let (record, backend) = (seen.clone(), name.to_string());
@@ -88,6 +95,7 @@ impl Origin {
             name: name.into(),
             addr,
             seen,
+            _held: None,
         })
     }
 
