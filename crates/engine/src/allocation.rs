@@ -18,18 +18,11 @@ use crate::context::{AttrValue, Context};
 /// (such a user cannot be placed, as in a split).
 #[inline(always)]
 pub(crate) fn draw(prefix: &Prefix, by: &str, ctx: &Context) -> Option<u32> {
-    let mut buf = [0u8; 20];
-    let text = match ctx.get(by)? {
-        AttrValue::Str(v) => v.as_str(),
-        AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-            integer_text(*n as i64, &mut buf)
-        }
-        _ => return None,
-    };
-    Some(prefix.bucket(text))
+    draw_word(prefix, 0, by, ctx)
 }
 
-/// [`draw`] with the attribute's [`crate::context::short_word`] known (`word`).
+/// [`draw`] with the attribute's [`crate::context::short_word`] known (`word`; 0 looks
+/// the attribute up by its name).
 #[inline(always)]
 pub(crate) fn draw_word(prefix: &Prefix, word: u64, by: &str, ctx: &Context) -> Option<u32> {
     let mut buf = [0u8; 20];

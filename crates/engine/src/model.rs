@@ -475,8 +475,9 @@ pub(crate) struct Clause {
     pub(crate) negate: bool,
     /// For the commonest clause, a short attribute (not `now`) `in` a small set of
     /// strings and nothing else, the attribute's [`short_word`], and the set's words in
-    /// `set` (a span of [`Arena::words`]): evaluation then decides it by comparing words.
-    /// 0 for every other clause.
+    /// `set` (the operator's span, copied so that evaluation need not match the operator
+    /// to find it): evaluation then decides it by comparing words. 0 for every other
+    /// clause.
     pub(crate) fast: u64,
     pub(crate) set: Span,
     /// For a [`Clause::fast`] clause, one bit ([`word_bit`]) for each word of the set
