@@ -25,15 +25,22 @@ pub(crate) fn draw(prefix: &Prefix, by: &str, ctx: &Context) -> Option<u32> {
 /// the attribute up by its name).
 #[inline(always)]
 pub(crate) fn draw_word(prefix: &Prefix, word: u64, by: &str, ctx: &Context) -> Option<u32> {
+    match ctx.get_by(word, by)? {
+        AttrValue::Str(v) => Some(prefix.bucket(v)),
+        AttrValue::Num(n) => draw_number(prefix, *n),
+        _ => None,
+    }
+}
+
+/// The bucket of a number's decimal text when it is an integer (out of line: most users
+/// are placed by a string, and the text's buffer stays out of the common path's frame).
+#[inline(never)]
+fn draw_number(prefix: &Prefix, n: f64) -> Option<u32> {
+    if n.fract() != 0.0 || n.abs() >= 9.0e15 {
+        return None;
+    }
     let mut buf = [0u8; 20];
-    let text = match ctx.get_by(word, by)? {
-        AttrValue::Str(v) => v.as_str(),
-        AttrValue::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-            integer_text(*n as i64, &mut buf)
-        }
-        _ => return None,
-    };
-    Some(prefix.bucket(text))
+    Some(prefix.bucket(integer_text(n as i64, &mut buf)))
 }
 
 /// The salt a layer uses when the file gives none: `layer:` and its name. (A flag key

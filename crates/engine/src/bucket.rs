@@ -31,11 +31,23 @@ pub fn bucket_of(salt: &str, value: &str) -> u32 {
     reduce(hash64(salt, value))
 }
 
-/// `(h * BUCKETS) >> 64` in 64-bit arithmetic: wasm has no 64×64→128 multiply, and the
-/// 128-bit one is a library call. With `h = hi·2³² + lo`, the product is
-/// `hi·B·2³² + lo·B`; both `hi·B` and `lo·B` fit in 64 bits (B < 2¹⁷), and adding
-/// `(lo·B) >> 32` before the last shift loses nothing the exact result keeps.
+/// `(h * BUCKETS) >> 64`: one 64×64→128 multiply where the machine has it, and
+/// [`reduce_in_64`] in wasm, which has none (its 128-bit multiply is a library call).
+#[inline(always)]
 fn reduce(h: u64) -> u32 {
+    if cfg!(target_arch = "wasm32") {
+        reduce_in_64(h)
+    } else {
+        ((u128::from(h) * u128::from(BUCKETS)) >> 64) as u32
+    }
+}
+
+/// `(h * BUCKETS) >> 64` in 64-bit arithmetic. With `h = hi·2³² + lo`, the product is
+/// `hi·B·2³² + lo·B`; both `hi·B` and `lo·B` fit in 64 bits (B < 2¹⁷), and adding
+/// `(lo·B) >> 32` before the last shift loses nothing the exact result keeps (the tests
+/// compare the two).
+#[inline(always)]
+fn reduce_in_64(h: u64) -> u32 {
     let b = u64::from(BUCKETS);
     let (hi, lo) = (h >> 32, h & 0xffff_ffff);
     ((hi * b + ((lo * b) >> 32)) >> 32) as u32
@@ -105,7 +117,7 @@ impl Prefix {
     }
 
     /// SipHash-2-4 of the prefix followed by `bytes`.
-    #[inline]
+    #[inline(always)]
     fn finish(&self, bytes: &[u8]) -> u64 {
         let mut v = self.v;
         let mut tail = self.tail;
@@ -246,12 +258,14 @@ mod tests {
             (1 << 32) - 1,
             u64::MAX << 32,
         ] {
+            assert_eq!(super::reduce_in_64(edge), exact(edge), "{edge:#x}");
             assert_eq!(super::reduce(edge), exact(edge), "{edge:#x}");
         }
         for _ in 0..100_000 {
             h ^= h << 13;
             h ^= h >> 7;
             h ^= h << 17;
+            assert_eq!(super::reduce_in_64(h), exact(h), "{h:#x}");
             assert_eq!(super::reduce(h), exact(h), "{h:#x}");
         }
     }

@@ -415,8 +415,9 @@ impl Snapshot {
 
     /// [`Snapshot::decide`] for a flag with no prerequisites, targets, schedule or
     /// allocation, and a context that forces no variant: most flags on most requests.
-    /// Its rules and default decide it, its clauses through [`Snapshot::clause_holds`];
-    /// the rest of [`Snapshot::decide_full`] stays out of line. The two agree on every
+    /// Its rules and default decide it, each rule by its word test
+    /// ([`crate::model::Test`]) when it has one; the rest of [`Snapshot::decide_full`]
+    /// stays out of line. The two agree on every
     /// such flag and context (`the_plain_path_decides_as_the_full_one`).
     #[inline(always)]
     fn decide_plain(&self, f: &Flag, ctx: &Context, now: DateTime<Utc>) -> Decision {
@@ -424,20 +425,26 @@ impl Snapshot {
         if !f.on {
             return serve(f.off_variant, Why::Off, 0, None);
         }
-        for (index, rule) in f.rules.of(&self.arena.rules).iter().enumerate() {
-            if asleep(rule, ctx, now) {
-                continue;
-            }
-            if !self.clauses_hold(rule, ctx, now) {
-                continue;
-            }
-            match &rule.serve {
-                Serve::Variant(v) => return serve(*v, Why::Rule, index, None),
-                Serve::Split(s) => {
-                    if let Some((v, b)) = self.split_pick(*s, ctx) {
-                        return serve(v, Why::Rule, index, Some(b));
+        // Each rule as its word test when it has one (a value that is not a short
+        // string, and every other rule, is decided from the rule itself).
+        for (index, t) in f.rules.of(&self.arena.tests).iter().enumerate() {
+            if t.word != 0 {
+                match ctx.value_word(t.word) {
+                    // A missing attribute fails the clause, negated or not.
+                    None => continue,
+                    Some(0) => {}
+                    Some(w) => {
+                        let member =
+                            t.bits & word_bit(w) != 0 && t.set.of(&self.arena.words).contains(&w);
+                        if member != t.negate {
+                            return serve(t.variant as usize, Why::Rule, index, None);
+                        }
+                        continue;
                     }
                 }
+            }
+            if let Some(d) = self.rule_decides(f, index, ctx, now) {
+                return d;
             }
         }
         match &f.fallthrough {
@@ -446,6 +453,29 @@ impl Snapshot {
                 Some((v, b)) => serve(v, Why::Split, 0, Some(b)),
                 None => serve(f.off_variant, Why::Default, 0, None),
             },
+        }
+    }
+
+    /// Rule `index` of flag `f` read whole, for [`Snapshot::decide_plain`]: the decision
+    /// when it matches and places the user. (Out of line, so that the loop over a flag's
+    /// word tests stays small.)
+    #[inline(never)]
+    fn rule_decides(
+        &self,
+        f: &Flag,
+        index: usize,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Option<Decision> {
+        let rule = f.rules.of(&self.arena.rules).get(index)?;
+        if asleep(rule, ctx, now) || !self.clauses_hold(rule, ctx, now) {
+            return None;
+        }
+        match &rule.serve {
+            Serve::Variant(v) => Some(Decision::new(*v, Why::Rule, index, None)),
+            Serve::Split(s) => self
+                .split_pick(*s, ctx)
+                .map(|(v, b)| Decision::new(v, Why::Rule, index, Some(b))),
         }
     }
 
@@ -815,6 +845,16 @@ mod tests {
         }
         let snapshot = crate::compile_str(&json!({"flags": flags}).to_string())
             .unwrap_or_else(|e| panic!("{e}"));
+        // Rules of both kinds: word tests (a single short-attribute `in` clause serving a
+        // variant) and rules read whole.
+        let tests = &snapshot.arena.tests;
+        assert_eq!(tests.len(), snapshot.arena.rules.len());
+        let words = tests.iter().filter(|t| t.word != 0).count();
+        assert!(
+            words > 0 && words < tests.len(),
+            "{words} of {}",
+            tests.len()
+        );
         let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap_or_default();
         let mut reasons = std::collections::BTreeSet::new();
         for seed in 0..3000 {

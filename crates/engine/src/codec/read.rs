@@ -218,6 +218,7 @@ impl<'a> Reader<'a> {
             splits: Vec::with_capacity(splits.min(MAX_RESERVE)),
             slots: Vec::with_capacity(slots.min(MAX_RESERVE)),
             words: Vec::new(),
+            tests: Vec::new(),
         };
         let fingerprint = self.string()?;
         let uses_traits = self.bool()?;
