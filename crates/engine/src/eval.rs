@@ -281,9 +281,31 @@ impl Snapshot {
     #[inline(always)]
     fn evaluate_of<'s>(&'s self, f: &'s Flag, ctx: &Context, now: DateTime<Utc>) -> Evaluation<'s> {
         // The decision first (plain integers: the variant's index, why, the bucket), the
-        // result built once from it: one place writes the result, and the decision stays
-        // small enough to come back in registers.
-        let d = self.decide(f, ctx, now);
+        // result built from it. The plain path's decision goes straight into the result,
+        // in registers (merged with the full path's, it went through the stack and a
+        // jump on why).
+        if f.extra.is_none() && !ctx.forces() {
+            let d = self.decide_plain(f, ctx, now);
+            return self.evaluation(f, d);
+        }
+        self.evaluate_full(f, ctx, now)
+    }
+
+    /// [`Snapshot::evaluate_of`] for any flag and context.
+    #[inline(never)]
+    fn evaluate_full<'s>(
+        &'s self,
+        f: &'s Flag,
+        ctx: &Context,
+        now: DateTime<Utc>,
+    ) -> Evaluation<'s> {
+        let d = self.decide_full(f, ctx, now);
+        self.evaluation(f, d)
+    }
+
+    /// The result of decision `d` about flag `f`.
+    #[inline(always)]
+    fn evaluation<'s>(&'s self, f: &'s Flag, d: Decision) -> Evaluation<'s> {
         match f.variants.of(&self.arena.variants).get(d.variant as usize) {
             Some(v) => Evaluation {
                 key: &f.key,
@@ -321,16 +343,8 @@ impl Snapshot {
         }
     }
 
-    /// The variant (index) flag `f` serves, why, and the bucket that placed the user.
-    #[inline(always)]
-    fn decide(&self, f: &Flag, ctx: &Context, now: DateTime<Utc>) -> Decision {
-        if f.extra.is_none() && !ctx.forces() {
-            return self.decide_plain(f, ctx, now);
-        }
-        self.decide_full(f, ctx, now)
-    }
-
-    /// [`Snapshot::decide`] for any flag and context.
+    /// The variant (index) flag `f` serves, why, and the bucket that placed the user: for
+    /// any flag and context.
     #[inline(never)]
     fn decide_full(&self, f: &Flag, ctx: &Context, now: DateTime<Utc>) -> Decision {
         let serve = Decision::new;
@@ -413,7 +427,7 @@ impl Snapshot {
         }
     }
 
-    /// [`Snapshot::decide`] for a flag with no prerequisites, targets, schedule or
+    /// [`Snapshot::decide_full`] for a flag with no prerequisites, targets, schedule or
     /// allocation, and a context that forces no variant: most flags on most requests.
     /// Its rules and default decide it, each rule by its word test
     /// ([`crate::model::Test`]) when it has one; the rest of [`Snapshot::decide_full`]
