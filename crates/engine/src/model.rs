@@ -167,7 +167,7 @@ impl Snapshot {
     }
 
     /// The index of the flag `key`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn position(&self, key: &str) -> Option<usize> {
         if self.index.is_empty() {
             // The last flag whose key is at most `key` (halving without branches on the
