@@ -135,7 +135,9 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
         platform::count_all_headers(&kept);
         req.clone_without_body()
     });
-    let fragment_base = may_rewrite.then(|| {
+    // The fragments' requests are copies of this one: a copy is kept only when the
+    // user's variants ask for a fragment.
+    let fragment_base = (may_rewrite && page::fetches_fragments(snapshot, &evals)).then(|| {
         platform::count_all_headers(&kept);
         req.clone_without_body()
     });
@@ -163,8 +165,16 @@ pub fn forward(mut req: Request, loaded: &Loaded, rc: RequestContext, server: bo
     };
     let (resp, tee) = fetched;
     let mut out = Outgoing::fetched(resp, tee);
-    if let Some(base) = fragment_base {
-        personalize(&mut out, snapshot, loaded, &rc, &evals, base, served_by);
+    if may_rewrite {
+        personalize(
+            &mut out,
+            snapshot,
+            loaded,
+            &rc,
+            &evals,
+            fragment_base,
+            served_by,
+        );
     }
     finish(out, &rc)
 }
@@ -204,7 +214,7 @@ fn personalize(
     loaded: &Loaded,
     rc: &RequestContext,
     evals: &[edgeflags_engine::Evaluation],
-    base: Request,
+    base: Option<Request>,
     route: &Route,
 ) {
     let (content_type, content_encoding) = out.body_type();
@@ -234,6 +244,10 @@ fn personalize(
         return;
     }
     for (i, path, variant) in plan.fragments() {
+        // (Kept whenever the plan has a fragment: `fetches_fragments`.)
+        let Some(base) = base.as_ref() else {
+            break;
+        };
         let mut req = base.clone_without_body();
         count(Call::Meta, 2);
         req.set_path(&path);

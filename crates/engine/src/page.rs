@@ -185,6 +185,19 @@ pub fn plan(snapshot: &Snapshot, ctx: &Context, evals: &[Evaluation], bulk: Opti
     Plan { changes, bootstrap }
 }
 
+/// Whether the request's decisions ask for a fragment (a change whose content the edge
+/// fetches from the origin): only then does the edge keep a copy of the request to
+/// fetch it with.
+pub fn fetches_fragments(snapshot: &Snapshot, evals: &[Evaluation]) -> bool {
+    served(snapshot, evals).any(|(fi, vi, _)| {
+        snapshot.edits.of(fi, vi).is_some_and(|e| {
+            e.changes
+                .iter()
+                .any(|c| matches!(c.action, Action::Fragment(_)))
+        })
+    })
+}
+
 /// Where a redirect test sends the request, before any fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectTo {

@@ -101,6 +101,29 @@ fn html_changes_escape_context_values_but_keep_their_own_markup() {
 }
 
 #[test]
+fn a_fragment_is_fetched_exactly_when_the_plan_has_one() {
+    let snapshot = compile_str(FILE).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    for (tile, country) in [
+        (None, "US"),
+        (Some("off"), "US"),
+        (Some("on"), "JP"),
+        (Some("off"), "JP"),
+    ] {
+        let mut ctx = Context::with_key("u1").with("country", country);
+        if let Some(variant) = tile {
+            ctx.force("tile", variant);
+        }
+        let evals: Vec<_> = snapshot.evaluate_all(&ctx, now()).collect();
+        let fetches = fetches_fragments(&snapshot, &evals);
+        let planned = !plan(&snapshot, &ctx, &evals, None).fragments().is_empty();
+        assert_eq!(fetches, planned, "{tile:?} {country}");
+        seen.push(fetches);
+    }
+    assert_eq!(seen, [true, false, true, false]);
+}
+
+#[test]
 fn an_unfetched_fragment_leaves_the_element_as_it_was() {
     let (_, plan) = plan_for(&Context::with_key("u1"));
     let out = rewrite(plan, PAGE, 32);
