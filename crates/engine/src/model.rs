@@ -289,8 +289,8 @@ pub(crate) struct Arena {
 /// [`Clause::fast`] clause, a variant served. Its fields are the clause's and the
 /// variant's; `word` is 0 for every other rule, which evaluation decides from the rule
 /// itself. A flag's tests are at its rules' span in [`Arena::tests`], so that its rules
-/// are tried without reading a [`Rule`] or a [`Clause`] (issue 25: 6% of a typical
-/// flag's instructions).
+/// are tried without reading a [`Rule`] or a [`Clause`] (issue 25: a typical flag's
+/// evaluation takes 6% fewer instructions with the flag in hand, 4% by key).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Test {
     pub(crate) word: u64,
