@@ -284,6 +284,14 @@ pub fn fetch(
     backend: &str,
     key: &[u8],
 ) -> Result<(Response, Option<StreamingBody>), SendError> {
+    // A page this instance has just seen passed: the lookup would find its marker.
+    if let Some(why) = passing::known(key) {
+        req.set_pass(true);
+        count(Call::Send, 1);
+        let mut resp = req.send(backend)?;
+        platform::set_response_header(&mut resp, CACHE_HEADER, &format!("hit-for-pass ({why})"));
+        return Ok((resp, None));
+    }
     let mut lookup = Transaction::lookup(CacheKey::copy_from_slice(key));
     count(Call::HeaderRead, 1);
     let mut copied = 0;
@@ -315,22 +323,28 @@ pub fn fetch(
         }
     };
     let mut unreadable = false;
+    // Whether what was found is the marker of a page not stored (hit-for-pass).
+    let mut marked = false;
     count(Call::Cache, 1);
-    if let Some(found) = tx.found()
-        && !found.is_stale()
-    {
-        match from_cache(&found) {
-            Some(mut resp) => {
-                count(Call::Cache, 1);
-                if tx.must_insert_or_update() {
+    if let Some(found) = tx.found() {
+        count(Call::Cache, 1);
+        if found.is_stale() {
+            count(Call::Cache, 1);
+            marked = freshness::read_pass_mark(&found.user_metadata()).is_some();
+        } else {
+            match from_cache(&found) {
+                Some(mut resp) => {
                     count(Call::Cache, 1);
-                    let _ = tx.cancel_insert_or_update();
+                    if tx.must_insert_or_update() {
+                        count(Call::Cache, 1);
+                        let _ = tx.cancel_insert_or_update();
+                    }
+                    count(Call::HeaderWrite, 1);
+                    resp.set_header(CACHE_HEADER, "hit");
+                    return Ok((resp, None));
                 }
-                count(Call::HeaderWrite, 1);
-                resp.set_header(CACHE_HEADER, "hit");
-                return Ok((resp, None));
+                None => unreadable = true,
             }
-            None => unreadable = true,
         }
     }
     if unreadable {
@@ -359,21 +373,31 @@ pub fn fetch(
         },
         platform::response_header(&resp, "vary"),
     );
-    let Storage::Store { ttl, age } = storage else {
-        count(Call::Cache, 1);
-        if tx.must_insert_or_update() {
-            count(Call::Cache, 1);
-            let _ = tx.cancel_insert_or_update();
-        }
-        if let Storage::Pass(why) = storage {
-            platform::set_response_header(&mut resp, CACHE_HEADER, &format!("pass ({why})"));
-        }
-        return Ok((resp, None));
+    let stored = match storage {
+        Storage::Store { ttl, age } => stored(&resp)
+            .map(|meta| (ttl, age, meta))
+            .ok_or("a header is not text"),
+        Storage::Pass(why) => Err(why),
     };
-    let Some(meta) = stored(&resp) else {
-        count(Call::Cache, 1);
-        let _ = tx.cancel_insert_or_update();
-        return Ok((resp, None));
+    let (ttl, age, meta) = match stored {
+        Ok(s) => s,
+        Err(why) => {
+            count(Call::Cache, 1);
+            if tx.must_insert_or_update() {
+                // A marker found is left as it is (it still lets every lookup through
+                // until it ends); anything else is replaced by one.
+                if marked {
+                    count(Call::Cache, 1);
+                    let _ = tx.cancel_insert_or_update();
+                } else {
+                    mark_pass(tx, why);
+                }
+            }
+            passing::remember(key, why);
+            let state = if marked { "hit-for-pass" } else { "pass" };
+            platform::set_response_header(&mut resp, CACHE_HEADER, &format!("{state} ({why})"));
+            return Ok((resp, None));
+        }
     };
     let vary: Vec<HeaderName> = freshness::vary_names(platform::response_header(&resp, "vary"))
         .into_iter()
@@ -405,6 +429,77 @@ pub fn fetch(
             log_ops("cache", &format!("insert failed: {e:?}"));
             Ok((resp, None))
         }
+    }
+}
+
+/// The pages this instance has seen passed (not storable), by cache key, each until its
+/// hit-for-pass ends: their lookups would only find the marker, so they are not made
+/// (the page is fetched at once, as a lookup that found the marker would fetch it). An
+/// instance that skips a page's lookup does not store it either: a page that has become
+/// storable is stored by another instance's lookup, or by this one's once its entry ends.
+mod passing {
+    use std::cell::RefCell;
+    use std::time::{Duration, Instant};
+
+    use edgeflags_engine::freshness::HIT_FOR_PASS_TTL;
+
+    /// The most pages remembered; beyond it the oldest goes.
+    const MAX: usize = 64;
+
+    /// A page passed: its cache key, why, and until when.
+    struct Passed {
+        key: Box<[u8]>,
+        why: Box<str>,
+        until: Instant,
+    }
+
+    thread_local! {
+        static PASSED: RefCell<Vec<Passed>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Why the page under `key` was passed, while it is remembered.
+    pub fn known(key: &[u8]) -> Option<Box<str>> {
+        PASSED.with_borrow(|passed| {
+            passed
+                .iter()
+                .find(|p| &*p.key == key)
+                .filter(|p| p.until > Instant::now())
+                .map(|p| p.why.clone())
+        })
+    }
+
+    /// Remembers that the page under `key` was passed, for `why`.
+    pub fn remember(key: &[u8], why: &str) {
+        let now = Instant::now();
+        PASSED.with_borrow_mut(|passed| {
+            passed.retain(|p| p.until > now && &*p.key != key);
+            if passed.len() >= MAX {
+                passed.remove(0);
+            }
+            passed.push(Passed {
+                key: key.into(),
+                why: why.into(),
+                until: now + Duration::from_secs(HIT_FOR_PASS_TTL),
+            });
+        });
+    }
+}
+
+/// Leaves the marker of a page not stored, for `why`, in place of the one `tx` was to
+/// store: stale from the start and usable for `freshness::HIT_FOR_PASS_TTL`, so a
+/// lookup finds it at once instead of waiting for another request's fetch, and one
+/// lookup at a time is asked to fetch again and store the page if it has become storable.
+fn mark_pass(tx: Transaction, why: &str) {
+    count(Call::Cache, 2);
+    let marked = tx
+        .insert(Duration::ZERO)
+        .stale_while_revalidate(Duration::from_secs(freshness::HIT_FOR_PASS_TTL))
+        .user_metadata(Bytes::from(freshness::pass_mark(why)))
+        .execute()
+        .map_err(|e| format!("{e:?}"))
+        .and_then(|body| body.finish().map_err(|e| e.to_string()));
+    if let Err(e) = marked {
+        log_ops("cache", &format!("marking a page not stored failed: {e}"));
     }
 }
 

@@ -335,6 +335,42 @@ fn responses_that_set_a_cookie_or_are_private_are_never_stored() {
 }
 
 #[test]
+fn requests_for_a_page_never_stored_go_to_the_origin_side_by_side() {
+    let app = site();
+    let path = "/t/slow-private?t=side-by-side";
+    // One user: the cache key holds the variants that change content.
+    let get = || Req::get(path).from(NEW_YORK).user("u-side-by-side");
+    // The first request finds nothing, is asked to store the page, cannot (it is
+    // private), and leaves the hit-for-pass marker.
+    let first = app.send(get());
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("edgeflags-cache"), Some("pass (private)"));
+    // Four at once: none waits for another's fetch (request collapsing would send them
+    // to the origin one after the other, each held there for SLOW_HOLD).
+    let replies: Vec<Reply> = edgeflags_e2e::runtime().block_on(futures_util::future::join_all(
+        (0..4).map(|_| app.send_async(get())),
+    ));
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.header("edgeflags-cache"),
+            Some("hit-for-pass (private)"),
+            "{:?}",
+            app.logs()
+                .iter()
+                .filter(|l| l.contains("\"cache\""))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(origin_fetches(&app, "origin_us", path), 5);
+    assert!(
+        pages::slow_peak() >= 2,
+        "the origin never held two requests at once: {}",
+        pages::slow_peak()
+    );
+}
+
+#[test]
 fn other_types_and_compressed_pages_pass_through_byte_for_byte() {
     let app = site();
     let bin = app.send(Req::get("/t/binary?t=bytes").from(NEW_YORK).user("u-bytes"));

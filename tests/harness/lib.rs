@@ -519,6 +519,11 @@ impl App {
                     path: path.into(),
                     sample_period: std::time::Duration::from_micros(5),
                 },
+                // With `EDGEFLAGS_PERF_MAP` set, the JIT-compiled guest's functions are
+                // named for `perf` (`/tmp/perf-PID.map`).
+                None if std::env::var_os("EDGEFLAGS_PERF_MAP").is_some() => {
+                    ProfilingConfig::Native(viceroy_lib::ProfilingStrategy::PerfMap)
+                }
                 None => ProfilingConfig::None,
             },
             HashSet::new(),

@@ -1,10 +1,11 @@
 //! Test pages for the edge's page handling (`/t/...`): a binary body, a gzip-encoded
-//! page, pages that set a cookie or are private, an ISO-8859-1 page, and hostile HTML (a
+//! page, pages that set a cookie or are private (one of them slow), an ISO-8859-1 page, and hostile HTML (a
 //! 1 MB attribute, 100,000 elements of which 10,000 match a change's selector, invalid
 //! UTF-8). Every path outside `/t/` and the fragment is the demo origin's
 //! ([`Behaviour::Site`](crate::Behaviour::Site)).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::{Body, Request, Response};
@@ -81,6 +82,19 @@ pub const CSP_PAGE_POLICIES: [&str; 2] = [
     "img-src 'self' https://café.example; report-uri /csp-reports",
 ];
 
+/// Requests for `/t/slow-private` the origin is answering now, and the most it has
+/// answered at once.
+static SLOW_NOW: AtomicUsize = AtomicUsize::new(0);
+static SLOW_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// How long the origin holds each request for `/t/slow-private`.
+pub const SLOW_HOLD: Duration = Duration::from_millis(600);
+
+/// The most requests for `/t/slow-private` the origin has held at once so far.
+pub fn slow_peak() -> usize {
+    SLOW_PEAK.load(Ordering::SeqCst)
+}
+
 /// The answer for a test path, or `None` for the demo origin's paths.
 pub async fn respond(req: &Request<Body>) -> Option<Response<Body>> {
     let path = req.uri().path();
@@ -117,6 +131,19 @@ pub async fn respond(req: &Request<Body>) -> Option<Response<Body>> {
             "private, max-age=300",
             "<html><head></head><body><div id=\"banner\"><h2>p</h2></div></body></html>",
         ),
+        "/t/slow-private" => {
+            // A page never stored, answered slowly: requests the edge sends side by side
+            // are held here together.
+            let now = SLOW_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+            SLOW_PEAK.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(SLOW_HOLD).await;
+            SLOW_NOW.fetch_sub(1, Ordering::SeqCst);
+            page(
+                HTML,
+                "private",
+                "<html><head></head><body><div id=\"banner\"><h2>s</h2></div></body></html>",
+            )
+        }
         "/t/big-attribute" => page(HTML, SHARED, big_attribute()),
         "/t/many" => page(HTML, SHARED, many_elements()),
         "/t/invalid-utf8" => page(HTML, SHARED, invalid_utf8()),

@@ -71,6 +71,31 @@ pub fn storage(
     }
 }
 
+/// How long a page found not storable is remembered as such, in seconds (hit-for-pass;
+/// Varnish's built-in VCL keeps its hit-for-miss objects as long). Meanwhile a request
+/// for the page goes to the origin at once instead of waiting for another request's fetch
+/// to see whether that one can be shared (request collapsing): requests for a page that
+/// is never shared do not queue behind each other. A response that turns out storable is
+/// stored at once and ends it.
+pub const HIT_FOR_PASS_TTL: u64 = 120;
+
+/// How a hit-for-pass marker's metadata begins. A stored response's metadata is a JSON
+/// object, so it never begins this way.
+const PASS_MARK: &[u8] = b"edgeflags-pass ";
+
+/// The metadata of the cached marker that says a page is not stored, and why.
+pub fn pass_mark(why: &str) -> Vec<u8> {
+    let mut mark = PASS_MARK.to_vec();
+    mark.extend_from_slice(why.as_bytes());
+    mark
+}
+
+/// The reason a cached object's metadata gives when it is a hit-for-pass marker (`None`
+/// for anything else, a stored response's included).
+pub fn read_pass_mark(meta: &[u8]) -> Option<&str> {
+    std::str::from_utf8(meta.strip_prefix(PASS_MARK)?).ok()
+}
+
 /// The header names a `Vary` value lists, lower case, without duplicates, in order.
 pub fn vary_names(vary: Option<&str>) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
@@ -138,6 +163,23 @@ mod tests {
             storage(200, Some("max-age=60"), None, false, Some("Accept, *")),
             Storage::Pass("Vary: *")
         );
+    }
+
+    #[test]
+    fn a_pass_mark_gives_its_reason_and_nothing_else_is_one() {
+        for why in ["private", "sets a cookie", "no max-age or s-maxage", ""] {
+            assert_eq!(read_pass_mark(&pass_mark(why)), Some(why));
+        }
+        // A stored response's metadata, and anything not the marker, is not one.
+        for other in [
+            &br#"{"status":200,"headers":[["content-type","text/html"]]}"#[..],
+            b"",
+            b"edgeflags-pass",
+            b"edgeflags-passprivate",
+            b"edgeflags-pass \xff",
+        ] {
+            assert_eq!(read_pass_mark(other), None, "{other:?}");
+        }
     }
 
     #[test]
