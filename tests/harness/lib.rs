@@ -10,7 +10,9 @@
 //! wasm32-wasip1`), unless `EDGEFLAGS_WASM` names one already built. With
 //! `EDGEFLAGS_GUEST_PROFILE=DIR` every request's guest is sampled every 5 µs and Viceroy
 //! writes one Firefox-profiler file per request into DIR (names resolve when the wasm was
-//! built with symbols; docs/benchmarks.md, the throughput notes).
+//! built with symbols; docs/benchmarks.md, the throughput notes). With
+//! `EDGEFLAGS_PERF_MAP=1` wasmtime writes `/tmp/perf-PID.map`, so `perf record` names the
+//! JIT-compiled guest's functions.
 
 pub mod demo;
 pub mod origin;
