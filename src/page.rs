@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use edgeflags_engine::console::csp;
 use edgeflags_engine::console::page::TOOLBAR_STYLES;
-use edgeflags_engine::freshness::{self, Storage};
+use edgeflags_engine::freshness::{self, HitForPass, Storage};
 use edgeflags_engine::inject::BeforeBodyEnd;
 use edgeflags_engine::page::{Plan, Rewriter};
 use fastly::cache::core::{CacheKey, Transaction};
@@ -363,14 +363,14 @@ pub fn fetch(
             return Err(e);
         }
     };
+    let status = resp.get_status().as_u16();
+    count(Call::HeaderRead, 1);
+    let set_cookie = resp.contains_header("set-cookie");
     let storage = freshness::storage(
-        resp.get_status().as_u16(),
+        status,
         platform::response_header(&resp, "cache-control"),
         platform::response_header(&resp, "age"),
-        {
-            count(Call::HeaderRead, 1);
-            resp.contains_header("set-cookie")
-        },
+        set_cookie,
         platform::response_header(&resp, "vary"),
     );
     let stored = match storage {
@@ -382,18 +382,22 @@ pub fn fetch(
     let (ttl, age, meta) = match stored {
         Ok(s) => s,
         Err(why) => {
+            let left = freshness::hit_for_pass(status, set_cookie);
             count(Call::Cache, 1);
             if tx.must_insert_or_update() {
                 // A marker found is left as it is (it still lets every lookup through
-                // until it ends); anything else is replaced by one.
-                if marked {
+                // until it ends); anything else is replaced by one, unless the response
+                // leaves none.
+                if marked || left == HitForPass::None {
                     count(Call::Cache, 1);
                     let _ = tx.cancel_insert_or_update();
                 } else {
                     mark_pass(tx, why);
                 }
             }
-            passing::remember(key, why);
+            if left == HitForPass::Remembered {
+                passing::remember(key, why);
+            }
             let state = if marked { "hit-for-pass" } else { "pass" };
             platform::set_response_header(&mut resp, CACHE_HEADER, &format!("{state} ({why})"));
             return Ok((resp, None));
@@ -432,11 +436,12 @@ pub fn fetch(
     }
 }
 
-/// The pages this instance has seen passed (not storable), by cache key, each until its
-/// hit-for-pass ends: their lookups would only find the marker, so they are not made
-/// (the page is fetched at once, as a lookup that found the marker would fetch it). An
-/// instance that skips a page's lookup does not store it either: a page that has become
-/// storable is stored by another instance's lookup, or by this one's once its entry ends.
+/// The pages this instance has seen passed for a reason of their own
+/// (`HitForPass::Remembered`), by cache key, each until its hit-for-pass ends: their
+/// lookups would only find the marker, so they are not made (the page is fetched at once,
+/// as a lookup that found the marker would fetch it). An instance that skips a page's
+/// lookup does not store it either: a page that has become storable is stored by another
+/// instance's lookup, or by this one's once its entry ends.
 mod passing {
     use std::cell::RefCell;
     use std::time::{Duration, Instant};

@@ -19,6 +19,9 @@ pub enum Storage {
     Pass(&'static str),
 }
 
+/// The statuses whose responses may be stored.
+const STORABLE_STATUSES: [u16; 7] = [200, 203, 204, 300, 301, 404, 410];
+
 /// The longest lifetime kept, whatever the origin says (one year).
 pub const MAX_TTL: u64 = 365 * 24 * 3600;
 
@@ -31,7 +34,7 @@ pub fn storage(
     set_cookie: bool,
     vary: Option<&str>,
 ) -> Storage {
-    if !matches!(status, 200 | 203 | 204 | 300 | 301 | 404 | 410) {
+    if !STORABLE_STATUSES.contains(&status) {
         return Storage::Pass("status not cacheable");
     }
     if set_cookie {
@@ -78,6 +81,36 @@ pub fn storage(
 /// is never shared do not queue behind each other. A response that turns out storable is
 /// stored at once and ends it.
 pub const HIT_FOR_PASS_TTL: u64 = 120;
+
+/// What a response that is not stored leaves behind for the requests after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitForPass {
+    /// Nothing: a server error is taken as passing trouble, so the next request looks
+    /// the page up again, and concurrent ones wait for one fetch at a time, which spares
+    /// a failing origin.
+    None,
+    /// The marker in the shared cache, but no instance skips its lookup on the strength
+    /// of it: whether such a response can be stored may depend on who asked (a cookie
+    /// set for this visitor, a redirect or a refusal for this request), and a lookup
+    /// still finds any stored copy the page's `Vary` keeps for other requests.
+    Marker,
+    /// The marker, and the instance remembers the page and skips its lookups while the
+    /// marker lasts: the response says of itself that it is never shared (no lifetime,
+    /// `private`, `no-store`, `no-cache`, `Vary: *`, already stale).
+    Remembered,
+}
+
+/// What a response of `status` that is not stored leaves behind (`set_cookie`: it sets
+/// a cookie).
+pub fn hit_for_pass(status: u16, set_cookie: bool) -> HitForPass {
+    if (500..600).contains(&status) {
+        HitForPass::None
+    } else if set_cookie || !STORABLE_STATUSES.contains(&status) {
+        HitForPass::Marker
+    } else {
+        HitForPass::Remembered
+    }
+}
 
 /// How a hit-for-pass marker's metadata begins. A stored response's metadata is a JSON
 /// object, so it never begins this way.
@@ -163,6 +196,25 @@ mod tests {
             storage(200, Some("max-age=60"), None, false, Some("Accept, *")),
             Storage::Pass("Vary: *")
         );
+    }
+
+    #[test]
+    fn errors_leave_nothing_and_responses_that_may_depend_on_the_request_no_memory() {
+        for status in [500, 502, 503, 504, 599] {
+            assert_eq!(hit_for_pass(status, false), HitForPass::None, "{status}");
+            assert_eq!(hit_for_pass(status, true), HitForPass::None, "{status}");
+        }
+        for status in [200, 203, 204, 300, 301, 404, 410] {
+            assert_eq!(
+                hit_for_pass(status, false),
+                HitForPass::Remembered,
+                "{status}"
+            );
+            assert_eq!(hit_for_pass(status, true), HitForPass::Marker, "{status}");
+        }
+        for status in [201, 206, 302, 303, 307, 400, 401, 403, 429, 499] {
+            assert_eq!(hit_for_pass(status, false), HitForPass::Marker, "{status}");
+        }
     }
 
     #[test]
