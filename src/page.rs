@@ -333,7 +333,7 @@ pub fn fetch(
             marked = freshness::read_pass_mark(&found.user_metadata()).is_some();
         } else {
             match from_cache(&found) {
-                Some(mut resp) => {
+                Ok(mut resp) => {
                     count(Call::Cache, 1);
                     if tx.must_insert_or_update() {
                         count(Call::Cache, 1);
@@ -343,7 +343,8 @@ pub fn fetch(
                     resp.set_header(CACHE_HEADER, "hit");
                     return Ok((resp, None));
                 }
-                None => unreadable = true,
+                Err(Unusable::Unreadable) => unreadable = true,
+                Err(Unusable::Marker) => marked = true,
             }
         }
     }
@@ -366,13 +367,20 @@ pub fn fetch(
     let status = resp.get_status().as_u16();
     count(Call::HeaderRead, 1);
     let set_cookie = resp.contains_header("set-cookie");
+    let vary_header = platform::response_header(&resp, "vary").map(str::to_string);
     let storage = freshness::storage(
         status,
         platform::response_header(&resp, "cache-control"),
         platform::response_header(&resp, "age"),
         set_cookie,
-        platform::response_header(&resp, "vary"),
+        vary_header.as_deref(),
     );
+    // The request headers the page depends on: a stored copy, or a marker, applies only
+    // to requests that agree with this one on them.
+    let vary: Vec<HeaderName> = freshness::vary_names(vary_header.as_deref())
+        .into_iter()
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
     let stored = match storage {
         Storage::Store { ttl, age } => stored(&resp)
             .map(|meta| (ttl, age, meta))
@@ -382,7 +390,7 @@ pub fn fetch(
     let (ttl, age, meta) = match stored {
         Ok(s) => s,
         Err(why) => {
-            let left = freshness::hit_for_pass(status, set_cookie);
+            let left = freshness::hit_for_pass(status, set_cookie, vary_header.is_some());
             count(Call::Cache, 1);
             if tx.must_insert_or_update() {
                 // A marker found is left as it is (it still lets every lookup through
@@ -392,7 +400,7 @@ pub fn fetch(
                     count(Call::Cache, 1);
                     let _ = tx.cancel_insert_or_update();
                 } else {
-                    mark_pass(tx, why);
+                    mark_pass(tx, why, &vary);
                 }
             }
             if left == HitForPass::Remembered {
@@ -403,14 +411,17 @@ pub fn fetch(
             return Ok((resp, None));
         }
     };
-    let vary: Vec<HeaderName> = freshness::vary_names(platform::response_header(&resp, "vary"))
-        .into_iter()
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
     count(Call::Cache, 1);
     if !tx.must_insert_or_update() {
+        // Another request holds the page's lookup (it may store the page, or find it
+        // not storable again).
+        let state = if marked {
+            "hit-for-pass (storable now)"
+        } else {
+            "miss (another request stores it)"
+        };
         count(Call::HeaderWrite, 1);
-        resp.set_header(CACHE_HEADER, "miss (another request stores it)");
+        resp.set_header(CACHE_HEADER, state);
         return Ok((resp, None));
     }
     let mut insert = tx
@@ -491,18 +502,28 @@ mod passing {
 }
 
 /// Leaves the marker of a page not stored, for `why`, in place of the one `tx` was to
-/// store: stale from the start and usable for `freshness::HIT_FOR_PASS_TTL`, so a
-/// lookup finds it at once instead of waiting for another request's fetch, and one
-/// lookup at a time is asked to fetch again and store the page if it has become storable.
-fn mark_pass(tx: Transaction, why: &str) {
-    count(Call::Cache, 2);
-    let marked = tx
+/// store, for the requests that agree with this one on the page's `vary` headers (as a
+/// stored copy would be): stale from the start and usable for
+/// `freshness::HIT_FOR_PASS_TTL`, so a lookup finds it at once instead of waiting for
+/// another request's fetch, and one lookup at a time is asked to fetch again and store
+/// the page if it has become storable.
+fn mark_pass(tx: Transaction, why: &str, vary: &[HeaderName]) {
+    let mut insert = tx
         .insert(Duration::ZERO)
         .stale_while_revalidate(Duration::from_secs(freshness::HIT_FOR_PASS_TTL))
-        .user_metadata(Bytes::from(freshness::pass_mark(why)))
-        .execute()
-        .map_err(|e| format!("{e:?}"))
-        .and_then(|body| body.finish().map_err(|e| e.to_string()));
+        .user_metadata(Bytes::from(freshness::pass_mark(why)));
+    // Only a non-empty rule (Viceroy 0.22 refuses an empty one).
+    if !vary.is_empty() {
+        insert = insert.vary_by(vary.iter());
+    }
+    count(Call::Cache, 1);
+    let marked = match insert.execute() {
+        Ok(body) => {
+            count(Call::Cache, 1);
+            body.finish().map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("{e:?}")),
+    };
     if let Err(e) = marked {
         log_ops("cache", &format!("marking a page not stored failed: {e}"));
     }
@@ -527,9 +548,27 @@ fn stored(resp: &Response) -> Option<Bytes> {
 }
 
 /// A response from a cached copy, with its `Age`.
-fn from_cache(found: &fastly::cache::core::Found) -> Option<Response> {
-    count(Call::Cache, 2);
-    let meta: Stored = serde_json::from_slice(&found.user_metadata()).ok()?;
+fn from_cache(found: &fastly::cache::core::Found) -> Result<Response, Unusable> {
+    count(Call::Cache, 1);
+    let meta = found.user_metadata();
+    if freshness::read_pass_mark(&meta).is_some() {
+        return Err(Unusable::Marker);
+    }
+    from_stored(found, &meta).ok_or(Unusable::Unreadable)
+}
+
+/// Why a fresh object found is not served.
+enum Unusable {
+    /// A hit-for-pass marker (never fresh; it can be found so only as its use ends).
+    Marker,
+    /// A stored page that cannot be read back.
+    Unreadable,
+}
+
+/// The response a stored page's metadata `meta` and body make.
+fn from_stored(found: &fastly::cache::core::Found, meta: &[u8]) -> Option<Response> {
+    count(Call::Cache, 1);
+    let meta: Stored = serde_json::from_slice(meta).ok()?;
     let body = found.to_stream().ok()?;
     let mut resp = Response::from_status(StatusCode::from_u16(meta.status).ok()?);
     for (name, value) in &meta.headers {

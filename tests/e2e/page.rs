@@ -346,7 +346,10 @@ fn requests_for_a_page_never_stored_go_to_the_origin_side_by_side() {
     assert_eq!(first.status, 200);
     assert_eq!(first.header("edgeflags-cache"), Some("pass (private)"));
     // Four at once: none waits for another's fetch (request collapsing would send them
-    // to the origin one after the other, each held there for SLOW_HOLD).
+    // to the origin one after the other, each held there for SLOW_HOLD). At most one of
+    // them is served by the first request's instance, which remembers the page; the
+    // others look it up and find the marker.
+    pages::slow_peak_reset();
     let replies: Vec<Reply> = edgeflags_e2e::runtime().block_on(futures_util::future::join_all(
         (0..4).map(|_| app.send_async(get())),
     ));
@@ -364,8 +367,8 @@ fn requests_for_a_page_never_stored_go_to_the_origin_side_by_side() {
     }
     assert_eq!(origin_fetches(&app, "origin_us", path), 5);
     assert!(
-        pages::slow_peak() >= 2,
-        "the origin never held two requests at once: {}",
+        pages::slow_peak() >= 3,
+        "the origin held at most {} of the four at once",
         pages::slow_peak()
     );
 }

@@ -90,9 +90,15 @@ static SLOW_PEAK: AtomicUsize = AtomicUsize::new(0);
 /// How long the origin holds each request for `/t/slow-private`.
 pub const SLOW_HOLD: Duration = Duration::from_millis(600);
 
-/// The most requests for `/t/slow-private` the origin has held at once so far.
+/// The most requests for `/t/slow-private` the origin has held at once since the last
+/// [`slow_peak_reset`].
 pub fn slow_peak() -> usize {
     SLOW_PEAK.load(Ordering::SeqCst)
+}
+
+/// Starts counting [`slow_peak`] afresh.
+pub fn slow_peak_reset() {
+    SLOW_PEAK.store(0, Ordering::SeqCst);
 }
 
 /// The answer for a test path, or `None` for the demo origin's paths.

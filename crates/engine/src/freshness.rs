@@ -76,10 +76,11 @@ pub fn storage(
 
 /// How long a page found not storable is remembered as such, in seconds (hit-for-pass;
 /// Varnish's built-in VCL keeps its hit-for-miss objects as long). Meanwhile a request
-/// for the page goes to the origin at once instead of waiting for another request's fetch
-/// to see whether that one can be shared (request collapsing): requests for a page that
-/// is never shared do not queue behind each other. A response that turns out storable is
-/// stored at once and ends it.
+/// for the page (one that agrees with the response on the headers its `Vary` names) goes
+/// to the origin at once instead of waiting for another request's fetch to see whether
+/// that one can be shared (request collapsing): requests for a page that is never shared
+/// do not queue behind each other. A response that turns out storable is stored in the
+/// marker's place.
 pub const HIT_FOR_PASS_TTL: u64 = 120;
 
 /// What a response that is not stored leaves behind for the requests after it.
@@ -91,21 +92,21 @@ pub enum HitForPass {
     None,
     /// The marker in the shared cache, but no instance skips its lookup on the strength
     /// of it: whether such a response can be stored may depend on who asked (a cookie
-    /// set for this visitor, a redirect or a refusal for this request), and a lookup
-    /// still finds any stored copy the page's `Vary` keeps for other requests.
+    /// set for this visitor, a redirect or a refusal for this request, or anything its
+    /// `Vary` names), and a lookup still finds any stored copy kept for other requests.
     Marker,
     /// The marker, and the instance remembers the page and skips its lookups while the
     /// marker lasts: the response says of itself that it is never shared (no lifetime,
-    /// `private`, `no-store`, `no-cache`, `Vary: *`, already stale).
+    /// `private`, `no-store`, `no-cache`, already stale) and varies on nothing.
     Remembered,
 }
 
 /// What a response of `status` that is not stored leaves behind (`set_cookie`: it sets
-/// a cookie).
-pub fn hit_for_pass(status: u16, set_cookie: bool) -> HitForPass {
+/// a cookie; `varies`: it has a `Vary` header).
+pub fn hit_for_pass(status: u16, set_cookie: bool, varies: bool) -> HitForPass {
     if (500..600).contains(&status) {
         HitForPass::None
-    } else if set_cookie || !STORABLE_STATUSES.contains(&status) {
+    } else if set_cookie || varies || !STORABLE_STATUSES.contains(&status) {
         HitForPass::Marker
     } else {
         HitForPass::Remembered
@@ -201,19 +202,18 @@ mod tests {
     #[test]
     fn errors_leave_nothing_and_responses_that_may_depend_on_the_request_no_memory() {
         for status in [500, 502, 503, 504, 599] {
-            assert_eq!(hit_for_pass(status, false), HitForPass::None, "{status}");
-            assert_eq!(hit_for_pass(status, true), HitForPass::None, "{status}");
+            for (cookie, varies) in [(false, false), (true, false), (false, true)] {
+                assert_eq!(hit_for_pass(status, cookie, varies), HitForPass::None);
+            }
         }
         for status in [200, 203, 204, 300, 301, 404, 410] {
-            assert_eq!(
-                hit_for_pass(status, false),
-                HitForPass::Remembered,
-                "{status}"
-            );
-            assert_eq!(hit_for_pass(status, true), HitForPass::Marker, "{status}");
+            let remembered = hit_for_pass(status, false, false);
+            assert_eq!(remembered, HitForPass::Remembered, "{status}");
+            assert_eq!(hit_for_pass(status, true, false), HitForPass::Marker);
+            assert_eq!(hit_for_pass(status, false, true), HitForPass::Marker);
         }
         for status in [201, 206, 302, 303, 307, 400, 401, 403, 429, 499] {
-            assert_eq!(hit_for_pass(status, false), HitForPass::Marker, "{status}");
+            assert_eq!(hit_for_pass(status, false, false), HitForPass::Marker);
         }
     }
 
