@@ -323,7 +323,8 @@ pub fn fetch(
         }
     };
     let mut unreadable = false;
-    // Whether what was found is the marker of a page not stored (hit-for-pass).
+    // Whether what was found is the marker of a page not stored (hit-for-pass): fresh,
+    // or stale and this request perhaps asked to renew it.
     let mut marked = false;
     count(Call::Cache, 1);
     if let Some(found) = tx.found() {
@@ -393,10 +394,9 @@ pub fn fetch(
             let left = freshness::hit_for_pass(status, set_cookie, vary_header.is_some());
             count(Call::Cache, 1);
             if tx.must_insert_or_update() {
-                // A marker found is left as it is (it still lets every lookup through
-                // until it ends); anything else is replaced by one, unless the response
-                // leaves none.
-                if marked || left == HitForPass::None {
+                // The marker is written, or renewed when this request was asked to
+                // revalidate it, unless the response leaves none.
+                if left == HitForPass::None {
                     count(Call::Cache, 1);
                     let _ = tx.cancel_insert_or_update();
                 } else {
@@ -503,14 +503,15 @@ mod passing {
 
 /// Leaves the marker of a page not stored, for `why`, in place of the one `tx` was to
 /// store, for the requests that agree with this one on the page's `vary` headers (as a
-/// stored copy would be): stale from the start and usable for
-/// `freshness::HIT_FOR_PASS_TTL`, so a lookup finds it at once instead of waiting for
-/// another request's fetch, and one lookup at a time is asked to fetch again and store
-/// the page if it has become storable.
+/// stored copy would be): fresh for `freshness::HIT_FOR_PASS_TTL`, so a lookup finds it
+/// at once instead of waiting for another request's fetch, then usable as long again
+/// while one lookup at a time is asked to fetch the page again (and store it if it has
+/// become storable, else renew the marker), so no request waits when it ends.
 fn mark_pass(tx: Transaction, why: &str, vary: &[HeaderName]) {
+    let ttl = Duration::from_secs(freshness::HIT_FOR_PASS_TTL);
     let mut insert = tx
-        .insert(Duration::ZERO)
-        .stale_while_revalidate(Duration::from_secs(freshness::HIT_FOR_PASS_TTL))
+        .insert(ttl)
+        .stale_while_revalidate(ttl)
         .user_metadata(Bytes::from(freshness::pass_mark(why)));
     // Only a non-empty rule (Viceroy 0.22 refuses an empty one).
     if !vary.is_empty() {
@@ -559,7 +560,7 @@ fn from_cache(found: &fastly::cache::core::Found) -> Result<Response, Unusable> 
 
 /// Why a fresh object found is not served.
 enum Unusable {
-    /// A hit-for-pass marker (never fresh; it can be found so only as its use ends).
+    /// A hit-for-pass marker.
     Marker,
     /// A stored page that cannot be read back.
     Unreadable,

@@ -79,8 +79,9 @@ pub fn storage(
 /// for the page (one that agrees with the response on the headers its `Vary` names) goes
 /// to the origin at once instead of waiting for another request's fetch to see whether
 /// that one can be shared (request collapsing): requests for a page that is never shared
-/// do not queue behind each other. A response that turns out storable is stored in the
-/// marker's place.
+/// do not queue behind each other. Then, for as long again, one request at a time fetches
+/// the page to look again: a response that has become storable is stored in the marker's
+/// place, else the marker is renewed.
 pub const HIT_FOR_PASS_TTL: u64 = 120;
 
 /// What a response that is not stored leaves behind for the requests after it.
