@@ -309,7 +309,8 @@ pub fn fetch(
     }
     // The lookup's own request (made with its first header) and each header set on it.
     count(Call::Cache, if copied > 0 { copied + 1 } else { 0 });
-    count(Call::Cache, 1);
+    // The lookup, and the state read the `fastly` crate makes to wait for it.
+    count(Call::Cache, 2);
     let tx = match lookup.execute() {
         Ok(tx) => tx,
         Err(e) => {

@@ -62,14 +62,15 @@ const WITHOUT_LOOKUP: [(&str, u32); 8] = [
 /// What the cache lookup adds when it finds nothing and, the page not being storable,
 /// leaves the hit-for-pass marker: the list of header names read for the lookup, and the
 /// response's 4 headers that say whether it may be stored; the lookup's request and its
-/// 11 headers, the lookup, its state, whether this request must store, the marker's
+/// 11 headers, the lookup and the state read that waits for it, its state, whether this
+/// request must store, the marker's
 /// insert and its end.
-const LOOKUP_MARKING: [(&str, u32); 2] = [("cache", 17), ("header-read", 5)];
+const LOOKUP_MARKING: [(&str, u32); 2] = [("cache", 18), ("header-read", 5)];
 
 /// What the cache lookup adds when it finds the marker (fresh): as above, but whether
 /// what it found is stale and its metadata are read, and nothing is written (no request
 /// is asked to store while the marker is fresh).
-const LOOKUP_FINDING: [(&str, u32); 2] = [("cache", 17), ("header-read", 5)];
+const LOOKUP_FINDING: [(&str, u32); 2] = [("cache", 18), ("header-read", 5)];
 
 /// What a fresh instance adds: the snapshot's one store entry, and each secret the
 /// request needs, read once per instance (the snapshot signing key, the preview key, the
@@ -154,7 +155,7 @@ fn the_demo_page_request_makes_only_the_host_calls_it_needs() {
         let (_, kinds) = host_calls(&r);
         match kinds.get("cache") {
             None => remembered = true,
-            Some(n) => assert_eq!(*n, 17, "a lookup that finds the marker: {kinds:?}"),
+            Some(n) => assert_eq!(*n, 18, "a lookup that finds the marker: {kinds:?}"),
         }
     }
     assert!(remembered, "no instance remembered the private page");
